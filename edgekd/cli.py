@@ -1,0 +1,68 @@
+"""The ``edgekd`` command. The only module that glues train, export and measure together.
+
+Each subcommand lives in its own module with ``add_parser(subparsers)``; this file lists them.
+Errors a user can act on print one line (exit 2); ``--verbose`` shows the traceback too.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# module path -> one subcommand each (module defines add_parser(subparsers) -> parser with func)
+COMMANDS = [
+    "edgekd.commands.demo",
+    "edgekd.commands.distill",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgekd", description="Distill, quantize, export and measure tiny students.",
+        allow_abbrev=False)
+    parser.add_argument("--verbose", "-v", action="store_true", help="log progress and show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(name).add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    from .errors import EdgeKDError
+    from .log import set_log_level
+
+    set_log_level(True if args.verbose else None)
+    try:
+        result = args.func(args)
+        return int(result or 0)
+    except KeyboardInterrupt:
+        print("edgekd: interrupted", file=sys.stderr)
+        return 130
+    except (EdgeKDError, FileNotFoundError, ValueError) as err:
+        if args.verbose:
+            raise
+        if not _is_user_error(err):
+            raise
+        print(f"edgekd {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _is_user_error(err) -> bool:
+    from .errors import EdgeKDError
+
+    if isinstance(err, EdgeKDError):
+        return True
+    try:  # export errors come from firmware_export, which the CLI may not have imported
+        from firmware_export.errors import ExportError
+    except ImportError:
+        return False
+    return isinstance(err, ExportError)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

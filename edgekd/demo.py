@@ -1,0 +1,138 @@
+"""The end-to-end demo: teacher, student alone, student distilled (scheduled alpha + curriculum).
+
+Writes ``reports/demo.json`` and ``reports/demo.md`` and keeps checkpoints under ``runs/demo/``
+(the distilled student there is what ``make export`` exports). Later stages (quantization,
+export, benchmarks) add rows through :data:`EXTRA_STAGES`.
+"""
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .checkpoint import load_checkpoint
+from .config import Config, register
+from .distill import AlphaSchedule, Curriculum, KDConfig, distill, evaluate, train_config
+from .data import load_dataset
+from .io import atomic_write_json, atomic_write_text
+from .log import logger, set_log_level
+from .models import ModelConfig, build_model
+
+
+@register("demo")
+@dataclass
+class DemoConfig(Config):
+    dataset: str = "mnist5k"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    teacher: ModelConfig = field(default_factory=lambda: ModelConfig("teacher_cnn", options={"width": 32}))
+    student: ModelConfig = field(default_factory=lambda: ModelConfig("student_cnn", options={"width": 4}))
+    teacher_train: KDConfig = field(default_factory=lambda: train_config(epochs=12, lr=2e-3, batch_size=64))
+    student_train: KDConfig = field(default_factory=lambda: train_config(epochs=30, lr=5e-3, batch_size=64))
+    student_kd: KDConfig = field(default_factory=lambda: KDConfig(
+        epochs=30, lr=5e-3, batch_size=64, temperature=4.0,
+        alpha=AlphaSchedule("exponential", start=0.95, end=0.5, rate=3.0),
+        curriculum=Curriculum("confidence", "root", start=0.5, saturate=0.5)))
+
+
+def param_bytes(model) -> dict:
+    """Parameter count and storage at fp32 and int8 (int8 weights, int32 biases)."""
+    params = sum(p.numel() for p in model.parameters())
+    biases = sum(p.numel() for n, p in model.named_parameters() if n.endswith("bias"))
+    return {"params": params, "bytes_fp32": 4 * params, "bytes_int8": (params - biases) + 4 * biases}
+
+
+# Each extra stage: fn(context: dict) -> list of table rows; appended by later stages of the pipeline.
+EXTRA_STAGES: list = []
+
+
+def run_demo(config: DemoConfig = None, *, out_dir="reports", run_dir="runs/demo", fresh=False, verbose=None):
+    set_log_level(verbose)
+    config = config or DemoConfig()
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    t_start = time.perf_counter()
+    data = load_dataset(config.dataset, seed=0)
+    teacher_cfg = config.teacher.replace(input_shape=data.input_shape, num_classes=data.num_classes)
+    student_cfg = config.student.replace(input_shape=data.input_shape, num_classes=data.num_classes)
+
+    teacher, teacher_seconds = _trained(teacher_cfg, config.teacher_train.replace(seed=0), None, data,
+                                        run_dir / "teacher.pt", fresh, "teacher")
+    rows = {"teacher": _row("teacher", teacher, data, [evaluate(teacher, data.test)], [teacher_seconds])}
+    for arm, kd_cfg, t in (("student_alone", config.student_train, None), ("student_kd", config.student_kd, teacher)):
+        accs, secs = [], []
+        for seed in config.seeds:
+            student, seconds = _trained(student_cfg, kd_cfg.replace(seed=seed), t, data,
+                                        run_dir / f"{arm}_seed{seed}.pt", fresh, f"{arm} seed {seed}")
+            accs.append(evaluate(student, data.test))
+            secs.append(seconds)
+        rows[arm] = _row(arm, student, data, accs, secs, seeds=config.seeds)
+
+    context = {"config": config, "data": data, "teacher": teacher, "run_dir": run_dir,
+               "student_cfg": student_cfg, "student_kd_checkpoint": run_dir / f"student_kd_seed{config.seeds[0]}.pt"}
+    for stage in EXTRA_STAGES:
+        for row in stage(context):
+            rows[row["name"]] = row
+    report = {
+        "dataset": config.dataset,
+        "test_samples": len(data.test),
+        **rows,
+        "config": config.to_dict(),
+        "machine": f"{platform.machine()} {platform.system()}, {torch.get_num_threads()} torch threads",
+        "date": time.strftime("%Y-%m-%d"),
+        "torch": torch.__version__,
+        "total_seconds": time.perf_counter() - t_start,
+        "command": "make demo",
+    }
+    atomic_write_json(out_dir / "demo.json", report)
+    table = render_table(report)
+    atomic_write_text(out_dir / "demo.md", table)
+    print(table)
+    return report
+
+
+def _trained(model_cfg, train_cfg, teacher, data, path, fresh, label):
+    """Train (or reuse a finished checkpoint made with the same configs)."""
+    model = build_model(model_cfg)
+    if not fresh and path.is_file():
+        state = load_checkpoint(path)
+        done = state.get("epoch", -1) + 1 >= train_cfg.epochs
+        if done and state.get("train_config") == train_cfg.to_dict() and state.get("model_config") == model_cfg.to_dict():
+            model.load_state_dict(state["model"])
+            logger.info(f"{label}: reusing {path}")
+            return model.eval(), float(sum(e["seconds"] for e in state["history"]))
+    torch.manual_seed(train_cfg.seed)
+    model = build_model(model_cfg)
+    logger.info(f"{label}: training {model_cfg.name}")
+    history = distill(teacher, model, data, train_cfg, checkpoint=path, resume=not fresh, model_config=model_cfg)
+    return model.eval(), float(sum(e["seconds"] for e in history.epochs))
+
+
+def _row(name, model, data, accs, secs, seeds=(0,)):
+    return {
+        "name": name,
+        "accuracy": statistics.fmean(accs),
+        "accuracy_per_seed": dict(zip([str(s) for s in seeds], accs)),
+        **param_bytes(model),
+        "train_seconds": statistics.fmean(secs),
+    }
+
+
+def render_table(report) -> str:
+    lines = [
+        f"# edgekd demo ({report['dataset']}, {report['test_samples']} test images)",
+        "",
+        f"{report['machine']}, torch {report['torch']}, {report['date']}, `{report['command']}`, "
+        f"{report['total_seconds']:.0f} s in all",
+        "",
+        "| model | test accuracy (mean) | per seed | params | bytes fp32 | bytes int8 | train s (mean) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, row in report.items():
+        if isinstance(row, dict) and "accuracy" in row and "params" in row:
+            seeds = ", ".join(f"{v:.4f}" for v in row.get("accuracy_per_seed", {}).values())
+            lines.append(f"| {row['name']} | {row['accuracy']:.4f} | {seeds} | {row['params']:,} | "
+                         f"{row['bytes_fp32']:,} | {row['bytes_int8']:,} | {row.get('train_seconds', 0):.1f} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,12 @@
+"""Knowledge distillation: losses, alpha schedules, curriculum order, the distill verb."""
+from .config import AlphaSchedule, Curriculum, KDConfig, train_config
+from .curriculum import difficulty, easy_first, pool_size
+from .kd import feature_loss, kd_loss, soft_labels, soft_target_loss
+from .schedules import SCHEDULES, alpha_at
+from .trainer import History, distill, evaluate
+
+__all__ = [
+    "AlphaSchedule", "Curriculum", "KDConfig", "train_config", "difficulty", "easy_first", "pool_size",
+    "feature_loss", "kd_loss", "soft_labels", "soft_target_loss", "SCHEDULES", "alpha_at",
+    "History", "distill", "evaluate",
+]

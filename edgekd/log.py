@@ -1,0 +1,28 @@
+"""Logging in MNE's style: public functions take ``verbose=None`` and log rather than print."""
+import logging
+
+logger = logging.getLogger("edgekd")
+if not logger.handlers:
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(_handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+
+
+def set_log_level(verbose=None):
+    """``verbose``: None leaves the level alone, True/False is INFO/WARNING, or a level name."""
+    if verbose is None:
+        return logger.level
+    if isinstance(verbose, bool):
+        level = logging.INFO if verbose else logging.WARNING
+    elif isinstance(verbose, str):
+        level = getattr(logging, verbose.upper())
+    else:
+        level = int(verbose)
+    logger.setLevel(level)
+    return level
+
+
+def is_verbose():
+    return logger.isEnabledFor(logging.INFO)
