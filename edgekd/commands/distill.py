@@ -18,6 +18,12 @@ def add_parser(sub):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="checkpoint path to write")
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
+                   help="also checkpoint every STEPS optimizer steps inside an epoch (0: once per epoch)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (under torchrun, cuda means this rank's GPU)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast forward passes")
+    p.add_argument("--deterministic", action="store_true",
+                   help="torch.use_deterministic_algorithms(True): bit-identical reruns and resumes")
     p.set_defaults(func=run)
     return p
 
@@ -72,7 +78,14 @@ def run(args):
     except json.JSONDecodeError as err:
         raise ConfigError(f"--model-options: not valid JSON ({err.msg})") from None
     model_config = ModelConfig(args.model, data.input_shape, data.num_classes, options)
+    if args.deterministic:
+        torch.use_deterministic_algorithms(True)
     torch.manual_seed(args.seed)
     student = build_model(model_config)
-    distill(teacher, student, data, config, checkpoint=args.out, resume=args.resume, model_config=model_config)
-    print(f"test accuracy {evaluate(student, data.test):.4f}; checkpoint {args.out}")
+    distill(teacher, student, data, config, checkpoint=args.out, resume=args.resume, model_config=model_config,
+            device=args.device, checkpoint_every=args.checkpoint_every, precision=args.precision)
+    from ..distributed import is_main_process, teardown
+
+    if is_main_process():  # under torchrun only rank 0 reports
+        print(f"test accuracy {evaluate(student, data.test, device=args.device):.4f}; checkpoint {args.out}")
+    teardown()
