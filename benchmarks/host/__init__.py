@@ -1,0 +1,1 @@
+"""Host latency runners: torch, onnxruntime, LiteRT, TFLite Micro, native C, tflite-runtime venv."""

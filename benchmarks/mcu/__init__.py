@@ -1,0 +1,1 @@
+"""Cortex-M measurements without a board: cross-build, ELF sizes, unicorn emulation, cost models."""
