@@ -1,0 +1,142 @@
+/*
+ * edgekd_nn: int8 neural-network kernels for the native C export of edgekd.
+ *
+ * Hand-written C99, freestanding (stdint.h and stddef.h only): no malloc, no libc calls, no float.
+ * The arithmetic follows TFLite's reference integer kernels (gemmlowp fixed-point rounding), so a
+ * model generated from an int8 .tflite gives bit-identical outputs to TFLite's reference kernels.
+ * Layout is NHWC with batch 1; weights are OHWI (conv), 1HWO (depthwise), OI (fully connected).
+ *
+ * Define EDGEKD_NN_NO_DSP to force the plain C inner loops on a core that has the DSP extension.
+ */
+#ifndef EDGEKD_NN_H_
+#define EDGEKD_NN_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EKD_NN_VERSION 1
+
+/* 1 when the int8 dot products use the Arm DSP extension (SMLAD: two 16-bit MACs per instruction). */
+#if defined(__ARM_FEATURE_DSP) && !defined(EDGEKD_NN_NO_DSP)
+#define EKD_NN_USE_DSP 1
+#else
+#define EKD_NN_USE_DSP 0
+#endif
+
+/* ---- fixed-point helpers (same rounding as TFLite's reference kernels / gemmlowp) ---------- */
+
+/* round(a * b / 2^31) with ties away from zero; saturates the single overflow case. */
+static inline int32_t ekd_srdhm(int32_t a, int32_t b)
+{
+    int64_t ab;
+    int64_t nudge;
+    if (a == b && a == INT32_MIN) {
+        return INT32_MAX;
+    }
+    ab = (int64_t)a * (int64_t)b;
+    nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+/* x / 2^exponent rounded to nearest, ties away from zero (exponent in [0, 31]). */
+static inline int32_t ekd_rdbpot(int32_t x, int32_t exponent)
+{
+    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* x * multiplier * 2^shift with multiplier a Q31 value in [2^30, 2^31) (TFLite's
+ * MultiplyByQuantizedMultiplier: left shift first, then doubling high mul, then rounding shift). */
+static inline int32_t ekd_mbqm(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    return ekd_rdbpot(ekd_srdhm((int32_t)((int64_t)x * ((int64_t)1 << left)), multiplier), right);
+}
+
+static inline int32_t ekd_clamp(int32_t v, int32_t lo, int32_t hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* sum_i (a[i] + a_offset) * w[i] over n int8 pairs (exact integer sum; DSP and plain paths agree). */
+int32_t ekd_dot_s8(const int8_t *a, const int8_t *w, int32_t n, int32_t a_offset);
+
+/* ---- operator parameters (filled in by the generated model.c) ------------------------------ */
+
+typedef struct {
+    int32_t in_h, in_w, in_c;
+    int32_t out_h, out_w, out_c;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t dil_h, dil_w;
+    int32_t pad_h, pad_w;        /* top / left padding; bottom / right follow from the sizes */
+    int32_t depth_multiplier;    /* depthwise only */
+    int32_t in_offset;           /* -input zero point */
+    int32_t out_offset;          /* output zero point */
+    int32_t act_min, act_max;    /* fused activation clamp, in output quantized units */
+} ekd_conv_params;
+
+typedef struct {
+    int32_t in_n, out_n;         /* input features, output features (rows = batch folded in) */
+    int32_t rows;
+    int32_t in_offset, out_offset;
+    int32_t act_min, act_max;
+} ekd_fc_params;
+
+typedef struct {
+    int32_t in_h, in_w, c;
+    int32_t out_h, out_w;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_h, pad_w;
+    int32_t act_min, act_max;
+} ekd_pool_params;
+
+typedef struct {
+    int32_t size;
+    int32_t in1_offset, in2_offset, out_offset;
+    int32_t left_shift;
+    int32_t in1_mult, in1_shift, in2_mult, in2_shift, out_mult, out_shift;
+    int32_t act_min, act_max;
+} ekd_add_params;
+
+typedef struct {
+    int32_t size;
+    int32_t in_zero_point, out_zero_point;
+    int32_t mult, shift;
+    int32_t act_min, act_max;
+} ekd_requant_params;
+
+/* ---- kernels --------------------------------------------------------------------------------- */
+
+void ekd_conv2d_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *bias,
+                   const int32_t *mult, const int32_t *shift, int8_t *out);
+void ekd_dwconv2d_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *bias,
+                     const int32_t *mult, const int32_t *shift, int8_t *out);
+void ekd_fc_s8(const ekd_fc_params *p, const int8_t *in, const int8_t *w, const int32_t *bias,
+               const int32_t *mult, const int32_t *shift, int8_t *out);
+void ekd_avgpool_s8(const ekd_pool_params *p, const int8_t *in, int8_t *out);
+void ekd_maxpool_s8(const ekd_pool_params *p, const int8_t *in, int8_t *out);
+void ekd_add_s8(const ekd_add_params *p, const int8_t *a, const int8_t *b, int8_t *out);
+/* out = clamp(out_zp + x * 2^shift * mult / 2^31 where x = in - in_zp): standalone RELU/RELU6 and
+ * int8 -> int8 QUANTIZE. */
+void ekd_requant_s8(const ekd_requant_params *p, const int8_t *in, int8_t *out);
+/* 4-D transpose: out[i0][i1][i2][i3] = in[...] with out axis k = in axis perm[k]. */
+void ekd_transpose_s8(const int8_t *in, int8_t *out, const int32_t in_shape[4], const int32_t perm[4]);
+/* 4-D constant pad with value (the output zero point). */
+void ekd_pad_s8(const int8_t *in, int8_t *out, const int32_t in_shape[4], const int32_t before[4],
+                const int32_t after[4], int8_t value);
+void ekd_copy_s8(const int8_t *in, int8_t *out, int32_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EDGEKD_NN_H_ */

@@ -1,0 +1,760 @@
+"""Native C target: generate ``{name}.h``/``{name}.c`` from a fully integer int8 .tflite.
+
+The generated code runs the same quantized graph as the .tflite (same weights, biases, scales and
+zero points) through the hand-written runtime in ``firmware_export/runtime`` (edgekd_nn.c/.h),
+whose arithmetic is TFLite's reference integer arithmetic, so outputs are bit-identical to LiteRT
+with ``OpResolverType.BUILTIN_REF`` (and to TFLite Micro). Everything that needs float (fixed-point
+multipliers and shifts, activation clamps, padding) is computed here, at export time.
+
+C ABI of ``{name}.h``::
+
+    #define {NAME}_INPUT_SIZE / _OUTPUT_SIZE / _ARENA_SIZE / _MACS
+    #define {NAME}_INPUT_ZERO_POINT / _OUTPUT_ZERO_POINT  (scales as float macros, unused by C)
+    int {name}_invoke(const int8_t *input, int8_t *output);   /* 0 on success */
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import cgen
+from ..errors import ExportError, UnsupportedOpError
+from ..tflite_reader import Graph, Operator, Tensor, read_tflite
+
+RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
+RUNTIME_FILES = ("edgekd_nn.h", "edgekd_nn.c")
+CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic")
+
+RESHAPE_OPS = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+SUPPORTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D",
+                 "ADD", "RELU", "RELU6", "QUANTIZE", "TRANSPOSE", "PAD", "PADV2") + RESHAPE_OPS
+_ACT = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
+
+
+# ---- export-time quantization arithmetic (TFLite's quantization_util / kernel_util) --------------
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """Q31 multiplier and power-of-two shift with real = m * 2^shift / 2^31 (TFLite QuantizeMultiplier)."""
+    if real == 0.0:
+        return 0, 0
+    if not math.isfinite(real) or real < 0:
+        raise ExportError(f"cannot quantize the multiplier {real!r}: expected a finite non-negative scale ratio")
+    q, shift = math.frexp(real)
+    q_fixed = math.floor(q * (1 << 31) + 0.5)  # std::round, exact for q in [0.5, 1)
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    if shift > 30:
+        return (1 << 31) - 1, 30
+    return int(q_fixed), int(shift)
+
+
+def _round_away(x: float) -> int:
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def activation_range(act: int, scale: float, zero_point: int) -> tuple[int, int]:
+    """Clamp bounds of a fused activation in int8 output units (CalculateActivationRangeQuantized)."""
+    def q(f):  # zero_point + round(f / scale), the division in float32 as in TFLite
+        return int(zero_point) + _round_away(float(np.float32(f) / np.float32(scale)))
+
+    name = _ACT.get(int(act))
+    if name == "NONE":
+        return -128, 127
+    if name == "RELU":
+        return max(-128, q(0.0)), 127
+    if name == "RELU6":
+        return max(-128, q(0.0)), min(127, q(6.0))
+    if name == "RELU_N1_TO_1":
+        return max(-128, q(-1.0)), min(127, q(1.0))
+    raise ExportError(f"unsupported fused activation code {act} (supported: {sorted(_ACT.values())})")
+
+
+def same_padding(in_size: int, k: int, stride: int, dilation: int) -> tuple[int, int]:
+    """(output size, leading pad) for TFLite SAME padding (ComputePaddingHeightWidth)."""
+    out = (in_size + stride - 1) // stride
+    eff = (k - 1) * dilation + 1
+    total = max(0, (out - 1) * stride + eff - in_size)
+    return out, total // 2
+
+
+def valid_out(in_size: int, k: int, stride: int, dilation: int) -> int:
+    eff = (k - 1) * dilation + 1
+    return (in_size - eff + stride) // stride
+
+
+# ---- lowering ----------------------------------------------------------------------------------
+
+@dataclass
+class _Step:
+    """One emitted call: C statement template with {in0}/{in1}/{out} placeholders."""
+    op: Operator
+    layer: str
+    call: str
+    inputs: list            # activation tensor indices read
+    output: int
+    decls: list = field(default_factory=list)
+    macs: int = 0
+    alias: bool = False     # reshape-like: output shares the input's storage, no call
+
+
+def _q1(t: Tensor, what: str, layer: str) -> tuple[float, int]:
+    if t.scale is None:
+        raise ExportError(f"layer {layer!r}: {what} tensor {t.name!r} is not quantized; the C target needs a fully integer int8 .tflite")
+    if len(t.scale) != 1:
+        raise ExportError(f"layer {layer!r}: {what} tensor {t.name!r} is per-channel quantized; expected per-tensor")
+    return float(t.scale[0]), int(t.zero_point[0])
+
+
+def _nhwc(t: Tensor, layer: str) -> tuple[int, int, int]:
+    if len(t.shape) != 4 or t.shape[0] != 1:
+        raise ExportError(f"layer {layer!r}: tensor {t.name!r} has shape {t.shape}; expected NHWC with batch 1")
+    return t.shape[1], t.shape[2], t.shape[3]
+
+
+def _shape4(shape) -> list:
+    shape = list(shape)
+    if len(shape) > 4:
+        raise ExportError(f"tensors of rank {len(shape)} are not supported (at most 4)")
+    return [1] * (4 - len(shape)) + shape
+
+
+class _Lowering:
+    def __init__(self, graph: Graph):
+        self.g = graph
+        self.steps: list[_Step] = []
+
+    def ident(self, k: int, suffix: str) -> str:
+        return cgen.check_identifier(f"op{k}_{suffix}")
+
+    def layer_name(self, op: Operator) -> str:
+        return self.g.tensors[op.outputs[0]].name if op.outputs else f"op{op.index}"
+
+    def run(self) -> list:
+        for op in self.g.operators:
+            layer = self.layer_name(op)
+            if op.op in ("DEQUANTIZE", "QUANTIZE") and any(
+                    self.g.tensors[i].dtype == "FLOAT32" for i in op.inputs + op.outputs if i >= 0):
+                raise UnsupportedOpError(f"{op.op} (a float island: the quantizer left this layer in float; "
+                                         "the C target needs a fully integer int8 graph)", layer, SUPPORTED_OPS)
+            if op.op not in SUPPORTED_OPS:
+                raise UnsupportedOpError(op.op, layer, SUPPORTED_OPS)
+            for i in list(op.outputs) + [i for i in op.inputs if i >= 0 and not self.g.tensors[i].is_constant]:
+                t = self.g.tensors[i]
+                if t.dtype != "INT8":
+                    raise UnsupportedOpError(f"{op.op} on {t.dtype}", layer, SUPPORTED_OPS)
+            getattr(self, "lower_" + op.op.lower())(op, layer)
+        return self.steps
+
+    # conv-like ---------------------------------------------------------------------------------
+    def _per_channel(self, op, layer, inp, w, out, n_out):
+        s_in, _ = _q1(inp, "input", layer)
+        s_out, _ = _q1(out, "output", layer)
+        if w.scale is None:
+            raise ExportError(f"layer {layer!r}: weights {w.name!r} are not quantized")
+        if np.any(w.zero_point != 0):
+            raise ExportError(f"layer {layer!r}: weights {w.name!r} have non-zero zero points; expected symmetric int8 weights")
+        scales = w.scale if len(w.scale) > 1 else np.repeat(w.scale, n_out)
+        if len(scales) != n_out:
+            raise ExportError(f"layer {layer!r}: {len(scales)} weight scales for {n_out} output channels")
+        if len(w.scale) == 1 and op.op == "FULLY_CONNECTED":
+            # per-tensor FC: GetQuantizedConvolutionMultipler multiplies the scales in float32 first
+            reals = [float(np.float32(s_in) * np.float32(s)) / float(np.float32(s_out)) for s in scales]
+        else:
+            reals = [float(np.float32(s_in)) * float(np.float32(s)) / float(np.float32(s_out)) for s in scales]
+        ms = [quantize_multiplier(r) for r in reals]
+        return [m for m, _ in ms], [s for _, s in ms]
+
+    def _weights_decls(self, k, w, bias, mult, shift, n_out):
+        if w.dtype != "INT8":
+            raise ExportError(f"weights {w.name!r}: {w.dtype}; expected INT8")
+        decls = [cgen.comment(f"weights of {w.name}, shape {list(w.shape)}"),
+                 cgen.array_declare(self.ident(k, "w"), w.data.reshape(-1), "int8_t")]
+        bname = "NULL"
+        if bias is not None:
+            if bias.dtype != "INT32" or bias.data is None or bias.size != n_out:
+                raise ExportError(f"bias {bias.name!r}: expected {n_out} constant INT32 values, got {bias.dtype} {bias.shape}")
+            bname = self.ident(k, "b")
+            decls.append(cgen.array_declare(bname, bias.data.reshape(-1), "int32_t"))
+        decls.append(cgen.array_declare(self.ident(k, "mult"), mult, "int32_t"))
+        decls.append(cgen.array_declare(self.ident(k, "shift"), shift, "int32_t"))
+        return decls, bname
+
+    def _bias(self, op):
+        if len(op.inputs) > 2 and op.inputs[2] >= 0:
+            return self.g.tensors[op.inputs[2]]
+        return None
+
+    def _conv(self, op, layer, depthwise):
+        k = op.index
+        inp, w, out = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+        if not w.is_constant:
+            raise ExportError(f"layer {layer!r}: weights must be constant")
+        ih, iw, ic = _nhwc(inp, layer)
+        oh, ow, oc = _nhwc(out, layer)
+        o = op.options
+        sh, sw = int(o.get("strideH", 1)), int(o.get("strideW", 1))
+        dh, dw = int(o.get("dilationHFactor", 1) or 1), int(o.get("dilationWFactor", 1) or 1)
+        if depthwise:
+            _, kh, kw, woc = w.shape
+            dm = int(o.get("depthMultiplier", 1) or 1)
+            if woc != oc or ic * dm != oc:
+                dm = oc // ic
+            if ic * dm != oc:
+                raise ExportError(f"layer {layer!r}: depthwise output channels {oc} != input channels {ic} x multiplier")
+        else:
+            woc, kh, kw, wic = w.shape
+            dm = 1
+            if wic != ic or woc != oc:
+                raise ExportError(f"layer {layer!r}: weights {w.shape} do not match input channels {ic} / output {oc}"
+                                  " (grouped convolutions other than depthwise are not supported)")
+        if int(o.get("padding", 0)) == 0:
+            eoh, ph = same_padding(ih, kh, sh, dh)
+            eow, pw = same_padding(iw, kw, sw, dw)
+        else:
+            eoh, eow, ph, pw = valid_out(ih, kh, sh, dh), valid_out(iw, kw, sw, dw), 0, 0
+        if (eoh, eow) != (oh, ow):
+            raise ExportError(f"layer {layer!r}: output {oh}x{ow} does not match the computed {eoh}x{eow}")
+        _, zin = _q1(inp, "input", layer)
+        s_out, zout = _q1(out, "output", layer)
+        lo, hi = activation_range(o.get("fusedActivationFunction", 0), s_out, zout)
+        mult, shift = self._per_channel(op, layer, inp, w, out, oc)
+        decls, bname = self._weights_decls(k, w, self._bias(op), mult, shift, oc)
+        pname = self.ident(k, "p")
+        fields = dict(in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw, stride_h=sh,
+                      stride_w=sw, dil_h=dh, dil_w=dw, pad_h=ph, pad_w=pw, depth_multiplier=dm,
+                      in_offset=-zin, out_offset=zout, act_min=lo, act_max=hi)
+        decls.append(_struct("ekd_conv_params", pname, fields))
+        fn = "ekd_dwconv2d_s8" if depthwise else "ekd_conv2d_s8"
+        call = f"{fn}(&{pname}, {{in0}}, {self.ident(k, 'w')}, {bname}, {self.ident(k, 'mult')}, {self.ident(k, 'shift')}, {{out}});"
+        macs = oh * ow * oc * kh * kw * (1 if depthwise else ic)
+        self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, macs))
+
+    def lower_conv_2d(self, op, layer):
+        self._conv(op, layer, depthwise=False)
+
+    def lower_depthwise_conv_2d(self, op, layer):
+        self._conv(op, layer, depthwise=True)
+
+    def lower_fully_connected(self, op, layer):
+        k = op.index
+        inp, w, out = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+        if not w.is_constant or len(w.shape) != 2:
+            raise ExportError(f"layer {layer!r}: fully connected weights must be a constant 2-D tensor")
+        n_out, n_in = w.shape
+        if inp.size % n_in or out.size != (inp.size // n_in) * n_out:
+            raise ExportError(f"layer {layer!r}: input {inp.shape} / output {out.shape} do not fit weights {w.shape}")
+        _, zin = _q1(inp, "input", layer)
+        s_out, zout = _q1(out, "output", layer)
+        lo, hi = activation_range(op.options.get("fusedActivationFunction", 0), s_out, zout)
+        mult, shift = self._per_channel(op, layer, inp, w, out, n_out)
+        decls, bname = self._weights_decls(k, w, self._bias(op), mult, shift, n_out)
+        pname = self.ident(k, "p")
+        rows = inp.size // n_in
+        decls.append(_struct("ekd_fc_params", pname, dict(in_n=n_in, out_n=n_out, rows=rows, in_offset=-zin,
+                                                          out_offset=zout, act_min=lo, act_max=hi)))
+        call = f"ekd_fc_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {bname}, {self.ident(k, 'mult')}, {self.ident(k, 'shift')}, {{out}});"
+        self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, rows * n_in * n_out))
+
+    # pooling -----------------------------------------------------------------------------------
+    def _pool(self, op, layer, fn):
+        k = op.index
+        inp, out = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
+        ih, iw, c = _nhwc(inp, layer)
+        oh, ow, oc = _nhwc(out, layer)
+        o = op.options
+        kh, kw = int(o["filterHeight"]), int(o["filterWidth"])
+        sh, sw = int(o.get("strideH", 1)), int(o.get("strideW", 1))
+        if int(o.get("padding", 0)) == 0:
+            eoh, ph = same_padding(ih, kh, sh, 1)
+            eow, pw = same_padding(iw, kw, sw, 1)
+        else:
+            eoh, eow, ph, pw = valid_out(ih, kh, sh, 1), valid_out(iw, kw, sw, 1), 0, 0
+        if (eoh, eow, c) != (oh, ow, oc):
+            raise ExportError(f"layer {layer!r}: pool output {out.shape} does not match the computed {eoh}x{eow}x{c}")
+        s_in, z_in = _q1(inp, "input", layer)
+        s_out, z_out = _q1(out, "output", layer)
+        if (np.float32(s_in), z_in) != (np.float32(s_out), z_out):
+            raise ExportError(f"layer {layer!r}: pooling with different input/output quantization is not supported")
+        lo, hi = activation_range(o.get("fusedActivationFunction", 0), s_out, z_out)
+        pname = self.ident(k, "p")
+        decls = [_struct("ekd_pool_params", pname, dict(in_h=ih, in_w=iw, c=c, out_h=oh, out_w=ow, k_h=kh, k_w=kw,
+                                                         stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw,
+                                                         act_min=lo, act_max=hi))]
+        self.steps.append(_Step(op, layer, f"{fn}(&{pname}, {{in0}}, {{out}});", [op.inputs[0]], op.outputs[0], decls))
+
+    def lower_average_pool_2d(self, op, layer):
+        self._pool(op, layer, "ekd_avgpool_s8")
+
+    def lower_max_pool_2d(self, op, layer):
+        self._pool(op, layer, "ekd_maxpool_s8")
+
+    # elementwise -------------------------------------------------------------------------------
+    def lower_add(self, op, layer):
+        k = op.index
+        a, b, out = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+        if a.is_constant or b.is_constant or a.shape != b.shape or a.size != out.size:
+            raise ExportError(f"layer {layer!r}: ADD needs two activation inputs of the same shape "
+                              f"(got {a.shape} and {b.shape}; broadcasting and constants are not supported)")
+        sa, za = _q1(a, "input", layer)
+        sb, zb = _q1(b, "input", layer)
+        so, zo = _q1(out, "output", layer)
+        left_shift = 20
+        twice_max = 2.0 * float(max(np.float32(sa), np.float32(sb)))
+        m1, s1 = quantize_multiplier(float(np.float32(sa)) / twice_max)
+        m2, s2 = quantize_multiplier(float(np.float32(sb)) / twice_max)
+        mo, so_ = quantize_multiplier(twice_max / float(np.float32(1 << left_shift) * np.float32(so)))
+        lo, hi = activation_range(op.options.get("fusedActivationFunction", 0), so, zo)
+        pname = self.ident(k, "p")
+        decls = [_struct("ekd_add_params", pname, dict(size=out.size, in1_offset=-za, in2_offset=-zb, out_offset=zo,
+                                                        left_shift=left_shift, in1_mult=m1, in1_shift=s1,
+                                                        in2_mult=m2, in2_shift=s2, out_mult=mo, out_shift=so_,
+                                                        act_min=lo, act_max=hi))]
+        self.steps.append(_Step(op, layer, f"ekd_add_s8(&{pname}, {{in0}}, {{in1}}, {{out}});",
+                                [op.inputs[0], op.inputs[1]], op.outputs[0], decls))
+
+    def _requant(self, op, layer, lo_hi, real_from_scales):
+        k = op.index
+        inp, out = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
+        si, zi = _q1(inp, "input", layer)
+        so, zo = _q1(out, "output", layer)
+        m, s = quantize_multiplier(real_from_scales(si, so))
+        lo, hi = lo_hi(so, zo)
+        pname = self.ident(k, "p")
+        decls = [_struct("ekd_requant_params", pname, dict(size=out.size, in_zero_point=zi, out_zero_point=zo,
+                                                            mult=m, shift=s, act_min=lo, act_max=hi))]
+        self.steps.append(_Step(op, layer, f"ekd_requant_s8(&{pname}, {{in0}}, {{out}});", [op.inputs[0]],
+                                op.outputs[0], decls))
+
+    @staticmethod
+    def _f32_ratio(si, so):  # float32 division, then widened (ReluPrepare / QuantizePrepare)
+        return float(np.float32(si) / np.float32(so))
+
+    def lower_relu(self, op, layer):
+        self._requant(op, layer, lambda s, z: activation_range(1, s, z), self._f32_ratio)
+
+    def lower_relu6(self, op, layer):
+        self._requant(op, layer, lambda s, z: activation_range(3, s, z), self._f32_ratio)
+
+    def lower_quantize(self, op, layer):
+        self._requant(op, layer, lambda s, z: (-128, 127), self._f32_ratio)
+
+    # data movement -----------------------------------------------------------------------------
+    def lower_transpose(self, op, layer):
+        k = op.index
+        inp, perm_t, out = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+        if perm_t.data is None:
+            raise ExportError(f"layer {layer!r}: TRANSPOSE needs a constant permutation")
+        perm = [int(p) for p in perm_t.data.reshape(-1)]
+        r = len(perm)
+        shape4 = _shape4(inp.shape)
+        perm4 = list(range(4 - r)) + [p + 4 - r for p in perm]
+        if [shape4[p] for p in perm4] != _shape4(out.shape):
+            raise ExportError(f"layer {layer!r}: TRANSPOSE of {inp.shape} by {perm} does not give {out.shape}")
+        _check_same_q(inp, out, layer)
+        decls = [cgen.array_declare(self.ident(k, "shape"), shape4, "int32_t"),
+                 cgen.array_declare(self.ident(k, "perm"), perm4, "int32_t")]
+        call = f"ekd_transpose_s8({{in0}}, {{out}}, {self.ident(k, 'shape')}, {self.ident(k, 'perm')});"
+        self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls))
+
+    def lower_pad(self, op, layer):
+        k = op.index
+        inp, pads_t, out = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+        if pads_t.data is None:
+            raise ExportError(f"layer {layer!r}: PAD needs constant paddings")
+        pads = pads_t.data.reshape(-1, 2).astype(int)
+        r = pads.shape[0]
+        before = [0] * (4 - r) + pads[:, 0].tolist()
+        after = [0] * (4 - r) + pads[:, 1].tolist()
+        shape4 = _shape4(inp.shape)
+        if [b + s + a for b, s, a in zip(before, shape4, after)] != _shape4(out.shape) or min(before + after) < 0:
+            raise ExportError(f"layer {layer!r}: PAD of {inp.shape} by {pads.tolist()} does not give {out.shape}")
+        _check_same_q(inp, out, layer)
+        _, zo = _q1(out, "output", layer)
+        value = zo
+        if op.op == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
+            cv = self.g.tensors[op.inputs[2]]
+            if cv.data is None:
+                raise ExportError(f"layer {layer!r}: PADV2 needs a constant pad value")
+            value = int(cv.data.reshape(-1)[0])
+        decls = [cgen.array_declare(self.ident(k, "shape"), shape4, "int32_t"),
+                 cgen.array_declare(self.ident(k, "before"), before, "int32_t"),
+                 cgen.array_declare(self.ident(k, "after"), after, "int32_t")]
+        call = (f"ekd_pad_s8({{in0}}, {{out}}, {self.ident(k, 'shape')}, {self.ident(k, 'before')}, "
+                f"{self.ident(k, 'after')}, (int8_t)({value}));")
+        self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls))
+
+    lower_padv2 = lower_pad
+
+    def _reshape(self, op, layer):
+        inp, out = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
+        if inp.size != out.size:
+            raise ExportError(f"layer {layer!r}: reshape of {inp.shape} to {out.shape} changes the size")
+        _check_same_q(inp, out, layer)
+        self.steps.append(_Step(op, layer, f"ekd_copy_s8({{in0}}, {{out}}, {out.size});", [op.inputs[0]],
+                                op.outputs[0], [], alias=True))
+
+    lower_reshape = lower_squeeze = lower_expand_dims = _reshape
+
+
+def _check_same_q(a: Tensor, b: Tensor, layer: str):
+    if a.scale is None or b.scale is None or not np.array_equal(a.scale, b.scale) or not np.array_equal(a.zero_point, b.zero_point):
+        raise ExportError(f"layer {layer!r}: input and output quantization differ for a data-movement op")
+
+
+def _struct(ctype: str, name: str, fields: dict) -> str:
+    cgen.check_identifier(name)
+    body = ",\n".join(f"    .{cgen.check_identifier(k)} = {int(v)}" for k, v in fields.items())
+    return f"static const {ctype} {name} = {{\n{body}\n}};\n"
+
+
+# ---- static arena planning ----------------------------------------------------------------------
+
+@dataclass
+class ArenaPlan:
+    size: int
+    offsets: dict        # storage root tensor index -> byte offset
+    lifetimes: dict      # root -> (first step, last step)
+    sizes: dict          # root -> bytes (aligned)
+
+
+def plan_arena(buffers: dict, align: int = 4) -> ArenaPlan:
+    """Greedy first-fit by decreasing size over buffers {id: (size, first, last)}; buffers whose
+    lifetimes (inclusive step ranges) overlap never share bytes, dead ones are reused."""
+    sizes = {b: -(-int(s) // align) * align for b, (s, _, _) in buffers.items()}
+    order = sorted(buffers, key=lambda b: (-sizes[b], buffers[b][1], b))
+    placed: list = []
+    offsets = {}
+    for b in order:
+        _, first, last = buffers[b]
+        busy = sorted((offsets[p], offsets[p] + sizes[p]) for p in placed
+                      if not (buffers[p][2] < first or last < buffers[p][1]))
+        off = 0
+        for lo, hi in busy:
+            if off + sizes[b] <= lo:
+                break
+            off = max(off, hi)
+        offsets[b] = off
+        placed.append(b)
+    size = max((offsets[b] + sizes[b] for b in buffers), default=0)
+    return ArenaPlan(size, offsets, {b: (f, l) for b, (_, f, l) in buffers.items()}, sizes)
+
+
+# ---- model object -------------------------------------------------------------------------------
+
+@dataclass
+class CModel:
+    """A generated native C model: its files, arena, MACs and a host-compiled runner."""
+    out_dir: Path
+    name: str
+    files: list
+    arena_bytes: int
+    macs: int
+    input_shape: tuple
+    output_shape: tuple
+    input_scale: float
+    input_zero_point: int
+    output_scale: float
+    output_zero_point: int
+
+    @property
+    def input_size(self) -> int:
+        return int(np.prod(self.input_shape))
+
+    @property
+    def output_size(self) -> int:
+        return int(np.prod(self.output_shape))
+
+    def build_host(self, extra_flags=()) -> Path:
+        """Compile the host harness (cached by the hash of the sources and flags); return the binary."""
+        return compile_harness(self.out_dir, self.name, extra_flags)
+
+    def predict_int8(self, x) -> np.ndarray:
+        """Run the compiled C on int8 inputs (N, *input_shape) -> int8 outputs (N, *output_shape)."""
+        x = np.asarray(x)
+        if x.dtype != np.int8:
+            raise ExportError(f"predict_int8: expected int8 input, got {x.dtype}")
+        if tuple(x.shape[1:]) != tuple(self.input_shape):
+            if tuple(x.shape) == tuple(self.input_shape):
+                x = x[None]
+            else:
+                raise ExportError(f"predict_int8: input shape {x.shape[1:]} != the model's {tuple(self.input_shape)}")
+        exe = self.build_host()
+        n = x.shape[0]
+        with tempfile.TemporaryDirectory(prefix="edgekd_c_run_") as tmp:
+            fin, fout = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
+            fin.write_bytes(np.ascontiguousarray(x).tobytes())
+            res = subprocess.run([str(exe), str(fin), str(fout), str(n)], capture_output=True, text=True)
+            if res.returncode != 0:
+                raise ExportError(f"{self.name}_invoke failed (exit {res.returncode}): {res.stderr.strip()}")
+            y = np.frombuffer(fout.read_bytes(), dtype=np.int8)
+        return y.reshape((n,) + tuple(self.output_shape)).copy()
+
+    def time_invoke(self, x, repeats: int = 100) -> float:
+        """Median wall time of one ``{name}_invoke`` in seconds on the host (x: one int8 input)."""
+        x = np.asarray(x, dtype=np.int8).reshape((1,) + tuple(self.input_shape))
+        exe = self.build_host()
+        with tempfile.TemporaryDirectory(prefix="edgekd_c_run_") as tmp:
+            fin, fout = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
+            fin.write_bytes(x.tobytes())
+            res = subprocess.run([str(exe), str(fin), str(fout), "1", str(int(repeats))],
+                                 capture_output=True, text=True)
+            if res.returncode != 0:
+                raise ExportError(f"timing run failed: {res.stderr.strip()}")
+            return float(res.stdout.strip().split()[-1]) * 1e-9
+
+
+HARNESS = r"""/* edgekd host harness: argv in.bin out.bin N [repeats]; prints median ns per invoke when timing. */
+#define _POSIX_C_SOURCE 199309L
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include "{name}.h"
+
+static int cmp_ll(const void *a, const void *b)
+{{
+    const long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}}
+
+int main(int argc, char **argv)
+{{
+    static int8_t in[{NAME}_INPUT_SIZE];
+    static int8_t out[{NAME}_OUTPUT_SIZE];
+    FILE *fi, *fo;
+    long n, i, repeats = 0;
+    if (argc < 4) {{
+        fprintf(stderr, "usage: %s in.bin out.bin N [repeats]\n", argv[0]);
+        return 2;
+    }}
+    fi = fopen(argv[1], "rb");
+    fo = fopen(argv[2], "wb");
+    if (!fi || !fo) {{
+        fprintf(stderr, "cannot open input/output file\n");
+        return 2;
+    }}
+    n = strtol(argv[3], NULL, 10);
+    if (argc > 4) {{
+        repeats = strtol(argv[4], NULL, 10);
+    }}
+    for (i = 0; i < n; ++i) {{
+        if (fread(in, 1, sizeof in, fi) != sizeof in) {{
+            fprintf(stderr, "short input at sample %ld\n", i);
+            return 2;
+        }}
+        if ({name}_invoke(in, out) != 0) {{
+            fprintf(stderr, "{name}_invoke failed at sample %ld\n", i);
+            return 3;
+        }}
+        if (fwrite(out, 1, sizeof out, fo) != sizeof out) {{
+            return 2;
+        }}
+    }}
+    if (repeats > 0) {{
+        long long *t = (long long *)malloc(sizeof(long long) * (size_t)repeats);
+        struct timespec a, b;
+        long r;
+        if (!t) {{
+            return 2;
+        }}
+        for (r = 0; r < 10; ++r) {{
+            (void){name}_invoke(in, out);
+        }}
+        for (r = 0; r < repeats; ++r) {{
+            clock_gettime(CLOCK_MONOTONIC, &a);
+            (void){name}_invoke(in, out);
+            clock_gettime(CLOCK_MONOTONIC, &b);
+            t[r] = (long long)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+        }}
+        qsort(t, (size_t)repeats, sizeof(long long), cmp_ll);
+        printf("%lld\n", t[repeats / 2]);
+        free(t);
+    }}
+    fclose(fi);
+    fclose(fo);
+    return 0;
+}}
+"""
+
+
+def find_cc() -> str:
+    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    if not cc:
+        raise ExportError("no C compiler found: install gcc (e.g. 'apt-get install gcc') or set CC to build the native C target")
+    return cc
+
+
+def compile_harness(src_dir, name: str = "model", extra_flags=()) -> Path:
+    """Compile ``{name}.c`` + runtime + harness with -Werror -pedantic into a cache folder keyed by content."""
+    src_dir = Path(src_dir)
+    cc = find_cc()
+    sources = [src_dir / f"{name}.c", src_dir / f"{name}.h"] + [src_dir / f for f in RUNTIME_FILES]
+    harness = HARNESS.format(name=name, NAME=name.upper())
+    h = hashlib.sha256()
+    for p in sources:
+        h.update(p.read_bytes())
+    h.update(harness.encode())
+    h.update(" ".join((cc,) + CFLAGS + tuple(extra_flags)).encode())
+    build = Path(tempfile.gettempdir()) / "edgekd_c_build" / h.hexdigest()[:24]
+    exe = build / f"{name}_harness"
+    if exe.exists():
+        return exe
+    build.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="build_", dir=build))
+    for p in sources:
+        shutil.copy(p, tmp / p.name)
+    (tmp / "harness.c").write_text(harness)
+    cmd = [cc, *CFLAGS, *extra_flags, "-I", str(tmp), str(tmp / f"{name}.c"), str(tmp / "edgekd_nn.c"),
+           str(tmp / "harness.c"), "-o", str(tmp / exe.name)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise ExportError(f"compiling the generated C failed ({' '.join(cmd[:8])} ...):\n{res.stderr.strip()}")
+    os.replace(tmp / exe.name, exe)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return exe
+
+
+# ---- generation ---------------------------------------------------------------------------------
+
+def generate_c(graph: Graph, name: str = "model", config: dict | None = None) -> tuple[dict, CModel]:
+    """Lower ``graph`` to {filename: text} for ``{name}.h`` and ``{name}.c`` and the model facts."""
+    name = cgen.check_identifier(name)
+    NAME = name.upper()
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise ExportError(f"{graph.path}: the C target supports one input and one output "
+                          f"(got {len(graph.inputs)} and {len(graph.outputs)})")
+    tin, tout = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
+    for t, what in ((tin, "input"), (tout, "output")):
+        if t.dtype != "INT8":
+            raise ExportError(f"{graph.path}: model {what} {t.name!r} is {t.dtype}; the C target needs a fully integer int8 .tflite")
+        if not t.shape or t.shape[0] != 1:
+            raise ExportError(f"{graph.path}: model {what} {t.name!r} has shape {t.shape}; expected batch 1")
+    steps = _Lowering(graph).run()
+
+    # storage: graph input / output pointers, or arena buffers; reshape-like ops alias their input
+    root = {graph.inputs[0]: "input"}
+    for s in steps:
+        src = root.get(s.inputs[0])
+        if src is None:
+            raise ExportError(f"layer {s.layer!r}: reads tensor {graph.tensors[s.inputs[0]].name!r} that no earlier op produced")
+        if s.alias and s.output != graph.outputs[0]:
+            root[s.output] = src
+            s.call = ""
+        else:
+            root[s.output] = "output" if s.output == graph.outputs[0] else s.output
+        for i in s.inputs[1:]:
+            if i not in root:
+                raise ExportError(f"layer {s.layer!r}: reads tensor {graph.tensors[i].name!r} that no earlier op produced")
+    if graph.outputs[0] not in root:
+        raise ExportError(f"{graph.path}: no op produces the model output")
+    if root[graph.outputs[0]] == "input":  # identity model
+        steps.append(_Step(steps[-1].op if steps else None, "copy", f"ekd_copy_s8({{in0}}, {{out}}, {tout.size});",
+                           [graph.inputs[0]], graph.outputs[0]))
+    buffers = {}
+    for k, s in enumerate(steps):
+        for t in [s.output] + s.inputs:
+            r = root.get(t)
+            if isinstance(r, int):
+                size, first, last = buffers.get(r, (graph.tensors[r].size, k, k))
+                buffers[r] = (size, min(first, k), max(last, k))
+    plan = plan_arena(buffers)
+
+    def ref(t):
+        r = root[t]
+        if r == "input":
+            return "input"
+        if r == "output":
+            return "output"
+        return f"(arena + {plan.offsets[r]})"
+
+    macs = sum(s.macs for s in steps)
+    facts = dict(input_shape=tuple(tin.shape), output_shape=tuple(tout.shape))
+    s_in, z_in = _q1(tin, "input", "model input")
+    s_out, z_out = _q1(tout, "output", "model output")
+    cfg = dict(config or {})
+
+    # header
+    hbody = [cgen.banner(f"native C model '{name}' from {Path(graph.path).name}", cfg),
+             "#include <stdint.h>\n",
+             cgen.comment(f"input {list(tin.shape)} int8 (scale {float(s_in)!r}, zero point {z_in}); "
+                          f"output {list(tout.shape)} int8 (scale {float(s_out)!r}, zero point {z_out})"),
+             cgen.constant(f"{NAME}_INPUT_SIZE", tin.size),
+             cgen.constant(f"{NAME}_OUTPUT_SIZE", tout.size),
+             cgen.comment(f"static arena planned at export time: {plan.size} bytes for {len(buffers)} buffers "
+                          f"(sum without reuse: {sum(plan.sizes.values())} bytes)"),
+             cgen.constant(f"{NAME}_ARENA_SIZE", plan.size),
+             cgen.constant(f"{NAME}_MACS", macs),
+             cgen.constant(f"{NAME}_INPUT_ZERO_POINT", z_in),
+             cgen.constant(f"{NAME}_OUTPUT_ZERO_POINT", z_out),
+             cgen.comment("scales for callers that quantize/dequantize; the int8 path never uses float"),
+             f"#define {NAME}_INPUT_SCALE ({float(s_in)!r}f)\n",
+             f"#define {NAME}_OUTPUT_SCALE ({float(s_out)!r}f)\n",
+             "\n",
+             cgen.comment(f"Run one inference: input[{NAME}_INPUT_SIZE] -> output[{NAME}_OUTPUT_SIZE], "
+                          "int8, same layout as the .tflite tensors. Returns 0 on success. Not reentrant "
+                          "(uses one static arena)."),
+             f"int {name}_invoke(const int8_t *input, int8_t *output);\n"]
+    header = cgen.include_guard(name, "".join(hbody))
+
+    # source
+    cbody = [cgen.banner(f"native C model '{name}' from {Path(graph.path).name}", cfg),
+             f'#include "{name}.h"\n#include "edgekd_nn.h"\n\n']
+    if plan.size:
+        cbody.append(f"static union {{\n    int32_t align_;\n    int8_t bytes[{NAME}_ARENA_SIZE];\n}} {name}_arena;\n\n")
+    calls = []
+    for k, s in enumerate(steps):
+        head = f"step {k}: {s.op.op if s.op is not None else 'COPY'} {s.layer}"
+        if s.decls:
+            cbody.append(cgen.comment(head))
+            cbody.extend(d if d.endswith("\n") else d + "\n" for d in s.decls)
+            cbody.append("\n")
+        if s.call:
+            fmt = {"out": ref(s.output)}
+            for j, i in enumerate(s.inputs):
+                fmt[f"in{j}"] = ref(i)
+            calls.append("    " + cgen.comment(head).strip() + "\n    " + s.call.format(**fmt) + "\n")
+    cbody.append(f"int {name}_invoke(const int8_t *input, int8_t *output)\n{{\n")
+    if plan.size:
+        cbody.append(f"    int8_t *arena = {name}_arena.bytes;\n")
+    cbody.append("    if (input == NULL || output == NULL) {\n        return -1;\n    }\n")
+    cbody.extend(calls)
+    cbody.append("    return 0;\n}\n")
+    source = "".join(cbody)
+    if "NULL" in source and "<stddef.h>" not in source:
+        source = source.replace('#include "edgekd_nn.h"\n', '#include "edgekd_nn.h"\n#include <stddef.h>\n', 1)
+    files = {f"{name}.h": header, f"{name}.c": source}
+    model = CModel(Path("."), name, [], plan.size, macs, facts["input_shape"][1:], facts["output_shape"][1:],
+                   float(s_in), z_in, float(s_out), z_out)
+    return files, model
+
+
+def build_c(tflite_path, out_dir, *, name: str = "model", config: dict | None = None, verbose=None) -> CModel:
+    """Generate the native C model for an int8 .tflite into ``out_dir`` (a self-contained folder:
+    ``{name}.h``, ``{name}.c``, ``edgekd_nn.h``, ``edgekd_nn.c``); return a :class:`CModel`."""
+    from edgekd.io import atomic_write_text
+    from edgekd.log import logger, set_log_level
+
+    if verbose is not None:
+        set_log_level(verbose)
+    graph = read_tflite(tflite_path)
+    files, model = generate_c(graph, name=name, config=config)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for fname, text in files.items():
+        atomic_write_text(out_dir / fname, text)
+    for fname in RUNTIME_FILES:
+        atomic_write_text(out_dir / fname, (RUNTIME_DIR / fname).read_text())
+    model.out_dir = out_dir
+    model.files = [out_dir / f for f in list(files) + list(RUNTIME_FILES)]
+    logger.info("native C model %s: %d MACs, arena %d bytes -> %s", name, model.macs, model.arena_bytes, out_dir)
+    return model
