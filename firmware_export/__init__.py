@@ -1,0 +1,212 @@
+"""Export: a torch model in, a deployable artifact out, proven by a parity record.
+
+>>> art = export(model, target="tflite", example_input=x, out_dir="exports/tflite",
+...              calibration_data=train_x[:256], parity_inputs=test_x[:200])   # doctest: +SKIP
+>>> art.parity["passed"], art.files, art.predict(test_x[:5])                    # doctest: +SKIP
+
+Targets: ``onnx`` (fp32), ``tflite`` (int8 default, fp32), ``tflm`` (int8), ``c`` (int8).
+Every export folder is written atomically and holds ``export.json`` and ``parity.json``.
+"""
+from __future__ import annotations
+
+import math
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .artifact import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, Artifact
+from .errors import ExportError, ParityError, UnsupportedOpError
+from .ops import SUPPORTED_OPS, check_supported
+from .targets import TARGETS, ExportJob, target_module
+
+__all__ = ["export", "Artifact", "ExportError", "ParityError", "UnsupportedOpError", "SUPPORTED_OPS", "TARGETS",
+           "load"]
+
+DEFAULT_PARITY_INPUTS = 64
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def load(path) -> Artifact:
+    """Reopen an export folder written by :func:`export`."""
+    return Artifact.load(path)
+
+
+def export(model, target="onnx", *, example_input, out_dir, calibration_data=None, precision=None, name="model",
+           parity_inputs=None, verbose=None) -> Artifact:
+    """Export ``model`` to ``target`` in ``out_dir`` and prove it with a parity record.
+
+    ``model``: a float ``torch.nn.Module`` made of :data:`SUPPORTED_OPS`, or an int8 PT2E graph from
+    ``edgekd.quant.pt2e`` (then no calibration is needed). ``example_input``: a float32 tensor
+    ``(1, ...)``. ``calibration_data``: float inputs ``(N, ...)`` for int8 targets (a few hundred).
+    ``precision``: ``"int8"`` (default for tflite/tflm/c) or ``"fp32"`` (onnx, tflite).
+    ``parity_inputs``: held-out float inputs ``(N, ...)``; default is 64 seeded random inputs in
+    the calibration range. Raises :class:`ParityError` (and writes nothing) if parity fails.
+    """
+    from edgekd.io import atomic_dir
+    from edgekd.log import logger, set_log_level
+
+    set_log_level(verbose)
+    module = target_module(target)
+    precision = precision or module.PRECISIONS[0]
+    if precision not in module.PRECISIONS:
+        raise ExportError(f"Invalid value for the 'precision' parameter of target {target!r}. Allowed values are "
+                          f"{', '.join(module.PRECISIONS)}, but got {precision!r} instead.")
+    out_dir = _check_out_dir(out_dir)
+    _check_name(name)
+    if not isinstance(model, torch.nn.Module):
+        raise ExportError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    from .targets.tflite import QUANTIZER_DESC, is_quantized_graph, quantize_pt2e
+
+    prequantized = is_quantized_graph(model)
+    if not prequantized:
+        model = model.eval()
+    x = _check_example(model, example_input)
+    t0 = time.perf_counter()
+    ops = check_supported(model, x)
+    logger.info(f"export {target}/{precision}: ops {', '.join(ops)}")
+    calibration = None
+    if calibration_data is not None:
+        calibration = _as_inputs(calibration_data, x, "calibration_data")
+    quantized = None
+    if precision == "int8":
+        if prequantized:
+            quantized = model
+        elif calibration is None:
+            raise ExportError(f"target {target!r} with precision 'int8' needs calibration_data (a few hundred "
+                              f"representative float inputs shaped (N, {', '.join(map(str, x.shape[1:]))})) "
+                              "to quantize a float model, or an int8 PT2E graph from edgekd.quant.pt2e")
+        else:
+            quantized = quantize_pt2e(model, x, calibration)
+    elif prequantized:
+        raise ExportError(f"precision {precision!r} needs a float model; got an int8-quantized PT2E graph")
+    if parity_inputs is not None:
+        p_in = _as_inputs(parity_inputs, x, "parity_inputs")
+        p_desc = f"{len(p_in)} held-out inputs given by the caller"
+    else:
+        p_in, p_desc = _random_inputs(calibration if calibration is not None else x)
+    job = ExportJob(name=name, precision=precision, example_input=x, parity_inputs=p_in, parity_inputs_desc=p_desc,
+                    float_model=None if prequantized else model, calibration=calibration, quantized=quantized,
+                    quantized_desc=QUANTIZER_DESC if precision == "int8" else {}, verbose=verbose)
+    from . import parity as parity_mod
+
+    with atomic_dir(out_dir) as tmp:
+        files, meta, checks = module.build(job, tmp)
+        record = parity_mod.make_record(target, precision, checks, n_inputs=len(p_in), inputs=p_desc)
+        parity_mod.require(record, where=f"{out_dir} ({target}/{precision})")
+        config = _export_config(target, precision, name, files, meta, model, x, ops, calibration, quantized,
+                                job, time.perf_counter() - t0)
+        from edgekd.io import atomic_write_json
+
+        atomic_write_json(tmp / "parity.json", record)
+        atomic_write_json(tmp / "export.json", config)
+    logger.info(f"export {target}/{precision}: wrote {out_dir} (parity passed)")
+    return Artifact.load(out_dir)
+
+
+def _export_config(target, precision, name, files, meta, model, x, ops, calibration, quantized, job, seconds):
+    from edgekd import __version__
+
+    with torch.no_grad():
+        out_shape = list((job.float_model or job.quantized)(x).shape)
+    config = {
+        "format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "edgekd_version": __version__,
+        "target": target, "precision": precision, "name": name,
+        "files": sorted(files) + ["export.json", "parity.json"],
+        "input_shape": list(x.shape), "output_shape": out_shape, "input_dtype": "float32",
+        "model_class": type(model).__name__, "ops": ops,
+        "calibration_samples": None if calibration is None else len(calibration),
+        "quantization": job.quantized_desc or None,
+        "parity_inputs": job.parity_inputs_desc,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": round(seconds, 2),
+        "versions": {"torch": torch.__version__, **meta.pop("versions", {})},
+    }
+    config.update(meta)
+    if config.get("input_quant"):
+        config["input_quant"] = [float(config["input_quant"][0]), int(config["input_quant"][1])]
+        config["output_quant"] = [float(config["output_quant"][0]), int(config["output_quant"][1])]
+    return config
+
+
+def _check_out_dir(out_dir) -> Path:
+    if out_dir is None or str(out_dir).strip() == "":
+        raise ExportError("out_dir: expected a folder path, got an empty value")
+    path = Path(out_dir)
+    if ".." in path.parts:
+        raise ExportError(f"out_dir {str(out_dir)!r}: '..' is not allowed; give a path without parent references")
+    if path.exists() and not path.is_dir():
+        raise ExportError(f"out_dir {str(out_dir)!r} exists and is not a folder")
+    return path
+
+
+def _check_name(name):
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ExportError(f"name {name!r}: expected a plain file stem that is also a C identifier "
+                          "(letters, digits, underscore; no path separators, '..' or absolute paths)")
+    from .cgen import check_identifier
+
+    try:
+        check_identifier(name)
+    except ValueError as err:
+        raise ExportError(f"name: {err}") from None
+
+
+def _to_tensor(data, what) -> torch.Tensor:
+    if isinstance(data, torch.Tensor):
+        t = data.detach()
+    elif isinstance(data, np.ndarray):
+        t = torch.from_numpy(np.ascontiguousarray(data))
+    elif isinstance(data, (list, tuple)) and data and all(isinstance(d, (torch.Tensor, np.ndarray)) for d in data):
+        t = torch.cat([_to_tensor(d, what) for d in data])
+    else:
+        raise ExportError(f"{what}: expected a float tensor or array (N, ...) or a list of them, "
+                          f"got {type(data).__name__}")
+    if not t.is_floating_point():
+        raise ExportError(f"{what}: expected float inputs, got dtype {t.dtype}")
+    return t.to(torch.float32).contiguous()
+
+
+def _check_example(model, example_input) -> torch.Tensor:
+    x = _to_tensor(example_input, "example_input")
+    if isinstance(example_input, (torch.Tensor, np.ndarray)) and example_input.dtype not in (torch.float32, np.float32):
+        raise ExportError(f"example_input: expected dtype float32, got {example_input.dtype}")
+    if x.ndim < 2:
+        raise ExportError(f"example_input: expected a batch (1, ...), got shape {tuple(x.shape)}")
+    x = x[:1]
+    if not torch.isfinite(x).all():
+        raise ExportError("example_input contains NaN or Inf values")
+    try:
+        with torch.no_grad():
+            y = model(x)
+    except Exception as err:  # noqa: BLE001 - any failure means the shape does not fit
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ExportError(f"example_input of shape {tuple(x.shape)} does not fit {type(model).__name__}: {first}") \
+            from None
+    if not isinstance(y, torch.Tensor):
+        raise ExportError(f"{type(model).__name__} must return one tensor, got {type(y).__name__}")
+    return x
+
+
+def _as_inputs(data, x, what) -> torch.Tensor:
+    t = _to_tensor(data, what)
+    if tuple(t.shape[1:]) != tuple(x.shape[1:]):
+        raise ExportError(f"{what}: samples have shape {tuple(t.shape[1:])}, but the model's example_input has "
+                          f"{tuple(x.shape[1:])}")
+    if len(t) == 0:
+        raise ExportError(f"{what}: no samples")
+    bad = ~torch.isfinite(t.reshape(len(t), -1)).all(dim=1)
+    if bad.any():
+        raise ExportError(f"{what}: {int(bad.sum())} of {len(t)} samples contain NaN or Inf "
+                          f"(first at index {int(bad.nonzero()[0])})")
+    return t
+
+
+def _random_inputs(like, n=DEFAULT_PARITY_INPUTS, seed=0):
+    lo, hi = float(like.min()), float(like.max())
+    if math.isclose(lo, hi):
+        lo, hi = lo - 1.0, hi + 1.0
+    g = torch.Generator().manual_seed(seed)
+    x = lo + (hi - lo) * torch.rand((n, *like.shape[1:]), generator=g)
+    return x, f"{n} random inputs uniform in [{lo:.4g}, {hi:.4g}] (seed {seed})"

@@ -1,0 +1,107 @@
+"""The parity record every export writes (``parity.json``): proof the artifact computes the model.
+
+Each check compares one runtime's outputs with a reference on the same N held-out inputs:
+float checks by relative max abs error, int8 checks by max LSB difference (and argmax agreement).
+The record's top-level ``passed`` is the AND of every check.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ParityError
+
+FLOAT_REL_TOL = 1e-4       # float runtimes vs torch: max|a-b| / max|torch| (issue 3)
+REF_LSB = 0                # int8 runtimes built on TFLite's reference kernels: bit-exact
+OPTIMIZED_LSB = 1          # vs LiteRT's default (XNNPACK) kernels, which round differently
+TORCH_INT8_ARGMAX = 0.95   # int8 artifact vs the torch PT2E-quantized graph (float-simulated)
+
+
+def _argmax_agreement(a, b) -> float:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim < 2 or a.shape[-1] < 2:
+        return float("nan")
+    return float(np.mean(a.reshape(len(a), -1).argmax(-1) == b.reshape(len(b), -1).argmax(-1)))
+
+
+def float_check(reference, output, *, rel_tol=FLOAT_REL_TOL, against="torch") -> dict:
+    """Max abs error relative to the reference's largest magnitude (float artifacts)."""
+    reference, output = np.asarray(reference, np.float64), np.asarray(output, np.float64)
+    err = float(np.max(np.abs(reference - output))) if reference.size else 0.0
+    scale = max(float(np.max(np.abs(reference))) if reference.size else 0.0, 1e-12)
+    return {"kind": "float", "against": against, "max_abs_err": err, "rel_err": err / scale,
+            "threshold_rel": rel_tol, "argmax_agreement": _argmax_agreement(reference, output),
+            "passed": bool(np.isfinite(err) and err / scale <= rel_tol)}
+
+
+def lsb_check(reference, output, *, max_lsb, against) -> dict:
+    """Integer outputs: max and mean |LSB| difference, exact-match fraction, argmax agreement."""
+    reference, output = np.asarray(reference, np.int64), np.asarray(output, np.int64)
+    diff = np.abs(reference - output)
+    worst = int(diff.max()) if diff.size else 0
+    return {"kind": "int8", "against": against, "max_lsb_diff": worst, "mean_lsb_diff": float(diff.mean()),
+            "exact_fraction": float(np.mean(diff == 0)), "argmax_agreement": _argmax_agreement(reference, output),
+            "threshold_lsb": max_lsb, "passed": worst <= max_lsb}
+
+
+def argmax_check(reference, output, *, min_agreement=TORCH_INT8_ARGMAX, against, lsb_reference=None) -> dict:
+    """Argmax agreement (and, when both are int8 codes, LSB statistics for information)."""
+    out = {"kind": "argmax", "against": against, "argmax_agreement": _argmax_agreement(reference, output),
+           "threshold_argmax": min_agreement}
+    if lsb_reference is not None:
+        diff = np.abs(np.asarray(lsb_reference, np.int64) - np.asarray(output, np.int64))
+        out.update(max_lsb_diff=int(diff.max()), mean_lsb_diff=float(diff.mean()))
+    out["passed"] = bool(out["argmax_agreement"] >= min_agreement) if np.isfinite(out["argmax_agreement"]) \
+        else bool(out.get("max_lsb_diff", 0) <= 2)
+    return out
+
+
+def info(reference, output, *, against) -> dict:
+    """A comparison recorded for information only (e.g. int8 artifact vs the float model)."""
+    reference, output = np.asarray(reference, np.float64), np.asarray(output, np.float64)
+    return {"kind": "info", "against": against, "max_abs_err": float(np.max(np.abs(reference - output))),
+            "argmax_agreement": _argmax_agreement(reference, output), "passed": True}
+
+
+def make_record(target: str, precision: str, checks: dict, *, n_inputs: int, inputs: str) -> dict:
+    return {
+        "passed": all(c["passed"] for c in checks.values()),
+        "target": target,
+        "precision": precision,
+        "n_inputs": int(n_inputs),
+        "inputs": inputs,
+        "checks": checks,
+        "thresholds": {"float_rel": FLOAT_REL_TOL, "reference_kernels_lsb": REF_LSB,
+                       "optimized_kernels_lsb": OPTIMIZED_LSB, "torch_int8_argmax": TORCH_INT8_ARGMAX},
+    }
+
+
+def require(record: dict, where: str = "") -> dict:
+    """Raise :class:`ParityError` naming each failing check; return the record otherwise."""
+    if record["passed"]:
+        return record
+    failed = [f"{name}: {summary(check)}" for name, check in record["checks"].items() if not check["passed"]]
+    err = ParityError(f"{where or record['target']}: parity failed on {record['n_inputs']} inputs: " + "; ".join(failed))
+    err.record = record
+    raise err
+
+
+def summary(check: dict) -> str:
+    if check["kind"] == "float":
+        return f"rel err {check['rel_err']:.2e} (max abs {check['max_abs_err']:.2e}; limit {check['threshold_rel']:.0e})"
+    if check["kind"] == "int8":
+        return (f"max {check['max_lsb_diff']} LSB (limit {check['threshold_lsb']}), "
+                f"{100 * check['exact_fraction']:.1f}% exact, argmax {100 * check['argmax_agreement']:.1f}%")
+    if check["kind"] == "argmax":
+        extra = f", max {check['max_lsb_diff']} LSB" if "max_lsb_diff" in check else ""
+        return f"argmax {100 * check['argmax_agreement']:.1f}% (min {100 * check['threshold_argmax']:.0f}%){extra}"
+    return f"argmax {100 * check['argmax_agreement']:.1f}%, max abs {check['max_abs_err']:.3g} (info)"
+
+
+def table(records: dict) -> str:
+    """Markdown table of {folder: record}: one row per check."""
+    lines = ["| export | check | against | result | passed |", "|---|---|---|---|---|"]
+    for where, record in records.items():
+        for name, check in record["checks"].items():
+            lines.append(f"| {where} | {name} | {check['against']} | {summary(check)} | "
+                         f"{'yes' if check['passed'] else 'NO'} |")
+    return "\n".join(lines)

@@ -1,0 +1,57 @@
+"""One module per export target, each with the same small interface:
+
+``PRECISIONS`` (first is the default), ``build(job, folder) -> (files, meta, checks)`` writing
+into a temporary folder, and ``open_runtime(folder, config, runtime) -> fn(raw batch) -> raw batch``.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import ExportError
+
+TARGETS = ("onnx", "tflite", "tflm", "c")
+
+
+def target_module(name: str):
+    if name not in TARGETS:
+        raise ExportError(f"Invalid value for the 'target' parameter. Allowed values are "
+                          f"{', '.join(TARGETS)}, but got {name!r} instead.")
+    return importlib.import_module(f"{__name__}.{name}_target" if name == "c" else f"{__name__}.{name}")
+
+
+@dataclass
+class ExportJob:
+    """Everything a target needs, validated by :func:`firmware_export.export`."""
+
+    name: str
+    precision: str
+    example_input: torch.Tensor            # (1, ...) float32
+    parity_inputs: torch.Tensor            # (N, ...) float32
+    parity_inputs_desc: str
+    float_model: torch.nn.Module | None    # None when an already-quantized PT2E graph was given
+    calibration: torch.Tensor | None = None
+    quantized: torch.nn.Module | None = None   # the ONE PT2E int8 graph every int8 target converts
+    quantized_desc: dict = field(default_factory=dict)
+    verbose: object = None
+    _cache: dict = field(default_factory=dict)
+
+    def torch_float(self) -> np.ndarray | None:
+        """The float model's outputs on the parity inputs (None if only a quantized graph was given)."""
+        if self.float_model is None:
+            return None
+        if "float" not in self._cache:
+            with torch.no_grad():
+                self._cache["float"] = self.float_model(self.parity_inputs).detach().numpy().astype(np.float32)
+        return self._cache["float"]
+
+    def torch_int8(self) -> np.ndarray:
+        """The PT2E-quantized graph's (dequantized) outputs on the parity inputs."""
+        if "int8" not in self._cache:
+            with torch.no_grad():
+                outs = [self.quantized(x[None]) for x in self.parity_inputs]
+            self._cache["int8"] = torch.cat(outs).detach().numpy().astype(np.float32)
+        return self._cache["int8"]

@@ -1,0 +1,116 @@
+"""TFLite Micro: the int8 .tflite as an aligned C array plus a header with the measured arena size.
+
+The arena size is the smallest (16-byte multiple) that the TFLM host interpreter can allocate
+and run the model in, found by bisection (64-bit host; a 32-bit MCU needs no more, its structs
+are smaller). Parity: TFLM's outputs equal LiteRT's reference kernels exactly.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .. import cgen, parity
+from ..errors import ExportError
+from ..interp import run_tflm, tflm_module
+from . import tflite
+
+PRECISIONS = ("int8",)
+ARENA_ALIGN = 16
+
+
+@contextlib.contextmanager
+def _silence_fd2():
+    """TFLM's C++ prints allocation failures on fd 2 while bisecting; hide them."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _runs(model_bytes, arena, x_q) -> bool:
+    runtime = tflm_module()
+    try:
+        interp = runtime.Interpreter.from_bytes(model_bytes, arena_size=int(arena))
+        interp.set_input(np.ascontiguousarray(x_q[:1]), 0)
+        interp.invoke()
+        return True
+    except RuntimeError:
+        return False
+
+
+def measure_arena(model_bytes: bytes, x_q: np.ndarray, *, hi=1 << 22) -> int:
+    """Smallest arena (bytes, a multiple of 16) in which the model allocates and runs."""
+    with _silence_fd2():
+        if not _runs(model_bytes, hi, x_q):
+            raise ExportError(f"TFLM could not run the model even with a {hi}-byte arena")
+        lo = 0  # invariant: lo fails (or is 0), hi works
+        while hi - lo > ARENA_ALIGN:
+            mid = (lo + hi) // 2 // ARENA_ALIGN * ARENA_ALIGN
+            if mid <= lo:
+                break
+            if _runs(model_bytes, mid, x_q):
+                hi = mid
+            else:
+                lo = mid
+    return hi
+
+
+def c_sources(name: str, model_bytes: bytes, arena: int, config: dict) -> dict:
+    """``{name}_data.h`` (extern array, length, arena size) and ``{name}_data.cc`` (the array)."""
+    ident = cgen.c_identifier(name)
+    arr, length, macro = f"{ident}_tflite", f"{ident}_tflite_len", ident.upper()
+    header_body = (
+        cgen.banner(f"TFLite Micro model data for {name!r}", config)
+        + "#include <stddef.h>\n\n"
+        + cgen.comment("Smallest tensor arena the TFLM interpreter needed on the host (bytes, 16-aligned).")
+        + cgen.constant(f"{macro}_ARENA_BYTES", int(arena))
+        + cgen.constant(f"{macro}_TFLITE_LEN", len(model_bytes))
+        + "\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n"
+        + f"extern const unsigned char {arr}[];\nextern const unsigned int {length};\n"
+        + "#ifdef __cplusplus\n}\n#endif\n")
+    header = cgen.include_guard(f"{ident}_data", header_body)
+    array = cgen.array_declare(arr, model_bytes, "unsigned char", static=False, per_line=16)
+    source = (cgen.banner(f"TFLite Micro model data for {name!r}", config)
+              + f'#include "{ident}_data.h"\n\n'
+              + "/* The flatbuffer must be 16-byte aligned: TFLM reads it in place. */\n"
+              + f"alignas({ARENA_ALIGN}) " + array
+              + f"const unsigned int {length} = {len(model_bytes)}u;\n")
+    return {f"{ident}_data.h": header, f"{ident}_data.cc": source}
+
+
+def build(job, folder: Path):
+    path = folder / f"{job.name}.tflite"
+    tflite.convert_int8(job.quantized, job.example_input, path, verbose=job.verbose)
+    model_bytes = path.read_bytes()
+    refs = tflite.int8_reference(job, path)
+    arena = measure_arena(model_bytes, refs["x_q"])
+    interp = tflm_module().Interpreter.from_bytes(model_bytes, arena_size=arena)
+    out = run_tflm(interp, refs["x_q"])
+    checks = tflite.int8_checks(job, refs, out, runtime="tflm")
+    config = {"target": "tflm", "name": job.name, "arena_bytes": arena, **tflite.QUANTIZER_DESC}
+    files = [path.name]
+    for fname, text in c_sources(job.name, model_bytes, arena, config).items():
+        (folder / fname).write_text(text)
+        files.append(fname)
+    meta = {"runtimes": ["tflm", "litert_ref", "litert"], "default_runtime": "tflm", "arena_bytes": arena,
+            "input_quant": refs["qin"], "output_quant": refs["qout"], "tflite_ops": tflite.ops_in(path)}
+    return files, meta, checks
+
+
+def open_runtime(folder, config, runtime):
+    if runtime != "tflm":
+        return tflite.open_runtime(folder, config, runtime)
+    path = Path(folder) / f"{config['name']}.tflite"
+    interp = tflm_module().Interpreter.from_bytes(path.read_bytes(), arena_size=config["arena_bytes"])
+    return lambda x: run_tflm(interp, x)
