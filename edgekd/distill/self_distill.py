@@ -170,13 +170,13 @@ def select_xis(X, y, X_val, y_val, lam, k, *, xi_range="any", svd=None):
     return products_to_xis(p), p
 
 
-def cv_products_error(base, M, y_val, folds):
+def cv_products_error(base, M, y_val, folds, *, xi_range="any"):
     """Held-out error of fitting p on the validation rows, by folds of those rows (picks lam and k)."""
     err = 0.0
     for f in folds:
         keep = np.ones(len(y_val), bool)
         keep[f] = False
-        p, *_ = np.linalg.lstsq(M[keep], base[keep] - y_val[keep], rcond=None)
+        p = solve_products(M[keep], base[keep] - y_val[keep], xi_range=xi_range)
         err += float(np.sum((base[f] - M[f] @ p - y_val[f]) ** 2))
     return err / len(y_val)
 
@@ -270,7 +270,7 @@ def fit_split(data, config: SelfDistillConfig, seed=0) -> dict:
     for i, lam in enumerate(lams):
         base, M = _validation_design(svd, y, Xv, lam, config.max_k)
         for k in range(1, config.max_k + 1):
-            cv[i, k - 1] = cv_products_error(base, M[:, :k], yv, folds)
+            cv[i, k - 1] = cv_products_error(base, M[:, :k], yv, folds, xi_range=config.xi_range)
 
     def fit(k, i):
         lam = lams[i]
