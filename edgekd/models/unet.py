@@ -1,0 +1,204 @@
+"""A small time-conditioned UNet for velocity (rectified-flow) models, sized for CPU.
+
+Layout (Ho et al. 2020 / Song et al. 2021 UNets, shrunk): sinusoidal time embedding -> MLP;
+per level one residual block (GroupNorm, SiLU, 3x3 conv, time bias) and a stride-2 conv down;
+two bottleneck blocks; a mirrored decoder with concatenated skips and nearest-neighbour
+upsampling; a GroupNorm/SiLU/3x3-conv output head.
+
+The forward pass is split into named pieces instead of mode flags, so other methods reuse it:
+``embed(t, y)`` -> ``encode(x, emb)`` (bottleneck + skips, used by DMD2's GAN head) ->
+``decode(...)`` (decoder features, used by CUD's auxiliary heads) -> ``head(features)``.
+``OneStepGenerator`` freezes the time input (t = 1) into a constant for export.
+
+Ops used: conv2d, GroupNorm, SiLU, linear, nearest upsampling, concat. These are outside the
+MCU subset of ``edgekd.models`` (conv/linear/relu/pool/add): ONNX and TFLite fp32 take them;
+native C does not (see docs/generators.md).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from .registry import register_model
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of t in [0, 1] (scaled by 1000), as in Vaswani et al. 2017 / DDPM."""
+    t = torch.as_tensor(t, dtype=torch.float32).reshape(-1)
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = 1000.0 * t[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+
+
+def _groups(channels: int) -> int:
+    for g in (8, 4, 2, 1):
+        if channels % g == 0:
+            return g
+    return 1
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv, add time bias, GroupNorm-SiLU-conv, residual (1x1 conv if widths differ)."""
+
+    def __init__(self, cin: int, cout: int, emb_dim: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(_groups(cin), cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, cout)
+        self.norm2 = nn.GroupNorm(_groups(cout), cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x, emb):
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(F.silu(emb))[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return self.skip(x) + h
+
+
+class Upsample(nn.Module):
+    """Nearest-neighbour x2 then a 3x3 conv (avoids checkerboard artefacts of transposed convs)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class OutputHead(nn.Module):
+    """GroupNorm, SiLU, 3x3 conv to image channels: the velocity head (and CUD's extra heads)."""
+
+    def __init__(self, channels: int, out_channels: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(_groups(channels), channels)
+        self.conv = nn.Conv2d(channels, out_channels, 3, padding=1)
+
+    def forward(self, features):
+        return self.conv(F.silu(self.norm(features)))
+
+
+class UNet(nn.Module):
+    """Velocity model v(x, t[, y]); ``channels`` per resolution level (each level halves H, W)."""
+
+    def __init__(self, input_shape=(1, 8, 8), channels=(32, 64), num_classes: int | None = None,
+                 emb_dim: int | None = None):
+        super().__init__()
+        c_in, h, w = input_shape
+        levels = len(channels)
+        if levels < 1 or any(c <= 0 for c in channels):
+            raise ConfigError(f"UNet.channels: expected positive widths, got {channels}")
+        if h % 2 ** (levels - 1) or w % 2 ** (levels - 1):
+            raise ConfigError(
+                f"UNet.input_shape: {h}x{w} must be divisible by 2**(levels-1) = {2 ** (levels - 1)} "
+                f"for channels={tuple(channels)} (pad the images, e.g. 28 -> 32)")
+        self.input_shape = tuple(input_shape)
+        self.channels = tuple(channels)
+        self.num_classes = num_classes
+        self.base = channels[0]
+        emb_dim = emb_dim or 4 * channels[0]
+        self.time_mlp = nn.Sequential(nn.Linear(channels[0], emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.label_emb = nn.Embedding(num_classes, emb_dim) if num_classes else None
+        self.stem = nn.Conv2d(c_in, channels[0], 3, padding=1)
+        self.down_blocks = nn.ModuleList()
+        self.downsamples = nn.ModuleList()
+        prev = channels[0]
+        for i, c in enumerate(channels):
+            self.down_blocks.append(ResBlock(prev, c, emb_dim))
+            if i < levels - 1:
+                self.downsamples.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
+            prev = c
+        self.mid1 = ResBlock(prev, prev, emb_dim)
+        self.mid2 = ResBlock(prev, prev, emb_dim)
+        self.up_blocks = nn.ModuleList([ResBlock(2 * c, c, emb_dim) for c in channels])
+        self.upsamples = nn.ModuleList([Upsample(channels[i], channels[i - 1]) for i in range(1, levels)])
+        self.out = OutputHead(channels[0], c_in)
+        nn.init.zeros_(self.out.conv.weight)
+        nn.init.zeros_(self.out.conv.bias)
+
+    @property
+    def feature_channels(self) -> int:
+        return self.channels[0]
+
+    @property
+    def bottleneck_channels(self) -> int:
+        return self.channels[-1]
+
+    def embed(self, t, y=None):
+        """Time (and optional class) embedding; scalar t gives a (1, D) row that broadcasts."""
+        emb = self.time_mlp(timestep_embedding(t, self.base))
+        if self.label_emb is not None and y is not None:
+            emb = emb + self.label_emb(y)
+        return emb
+
+    def encode(self, x, emb):
+        """Encoder and bottleneck: returns (bottleneck features, skip list)."""
+        h = self.stem(x)
+        skips = []
+        for i, block in enumerate(self.down_blocks):
+            h = block(h, emb)
+            skips.append(h)
+            if i < len(self.downsamples):
+                h = self.downsamples[i](h)
+        h = self.mid2(self.mid1(h, emb), emb)
+        return h, skips
+
+    def decode(self, h, skips, emb):
+        """Decoder: returns the full-resolution features the output heads read."""
+        for i in reversed(range(len(self.up_blocks))):
+            h = self.up_blocks[i](torch.cat([h, skips[i]], dim=1), emb)
+            if i > 0:
+                h = self.upsamples[i - 1](h)
+        return h
+
+    def features(self, x, t, y=None):
+        emb = self.embed(t, y)
+        return self.decode(*self.encode(x, emb), emb)
+
+    def head(self, features):
+        return self.out(features)
+
+    def forward(self, x, t, y=None):
+        return self.head(self.features(x, t, y))
+
+
+class AuxHeads(nn.Module):
+    """CUD's extra-step predictors (Shao et al. 2023, Sec. 3.3): ``n`` GroupNorm/SiLU/3x3-conv heads."""
+
+    def __init__(self, channels: int, out_channels: int, n: int):
+        super().__init__()
+        self.heads = nn.ModuleList([OutputHead(channels, out_channels) for _ in range(n)])
+
+    def __len__(self):
+        return len(self.heads)
+
+    def forward(self, features):
+        return [head(features) for head in self.heads]
+
+
+class OneStepGenerator(nn.Module):
+    """noise -> image = noise - v(noise, t=1): one Euler step over [1, 0] with t folded into constants."""
+
+    def __init__(self, unet: UNet, t: float = 1.0, y: int | None = None):
+        super().__init__()
+        self.unet = unet
+        self.t = float(t)
+        with torch.no_grad():
+            yy = None if y is None else torch.tensor([y])
+            emb = unet.embed(torch.tensor([self.t]), yy)
+        self.register_buffer("emb", emb.detach().clone())
+
+    def forward(self, noise):
+        h, skips = self.unet.encode(noise, self.emb)
+        return noise - self.t * self.unet.head(self.unet.decode(h, skips, self.emb))
+
+
+@register_model("unet")
+def unet(input_shape, num_classes, channels=(32, 64), class_cond=False, emb_dim=None):
+    return UNet(tuple(input_shape), tuple(channels), num_classes if class_cond else None, emb_dim)
