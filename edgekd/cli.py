@@ -13,6 +13,7 @@ import sys
 COMMANDS = [
     "edgekd.commands.demo",
     "edgekd.commands.distill",
+    "edgekd.commands.generators",
     "edgekd.commands.selfdistill",
 ]
 
