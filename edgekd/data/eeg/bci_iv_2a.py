@@ -57,6 +57,41 @@ def bci_iv_2a_files(path=None, subjects=None, sessions=("T",)) -> list[Path]:
     return found
 
 
+GDF_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 8, 8: 8, 16: 4, 17: 8}
+
+
+def check_gdf_size(file):
+    """DataError if a GDF 2.x file is shorter than its header says (header + data records)."""
+    import struct
+
+    size = Path(file).stat().st_size
+    with open(file, "rb") as fh:
+        head = fh.read(256)
+        if len(head) < 256 or not head.startswith(b"GDF"):
+            raise DataError(f"{file}: not a GDF file (no 'GDF' version string in a 256-byte header)")
+        try:
+            version = float(head[4:8].decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            raise DataError(f"{file}: not a GDF file (bad version field {head[:8]!r})") from None
+        if version < 1.9:
+            return  # GDF 1.x: left to MNE
+        blocks, = struct.unpack_from("<H", head, 184)
+        n_records, = struct.unpack_from("<q", head, 236)
+        nchan, = struct.unpack_from("<H", head, 252)
+        fh.seek(256 + nchan * 216)
+        raw = fh.read(8 * nchan)
+    if len(raw) < 8 * nchan:
+        raise DataError(f"{file}: GDF file is truncated inside its channel header ({size} bytes)")
+    spr = struct.unpack_from(f"<{nchan}i", raw, 0)
+    types = struct.unpack_from(f"<{nchan}i", raw, 4 * nchan)
+    unknown = [t for t in types if t not in GDF_TYPE_BYTES]
+    if unknown:
+        raise DataError(f"{file}: unsupported GDF sample type {unknown[0]}")
+    expected = blocks * 256 + n_records * sum(n * GDF_TYPE_BYTES[t] for n, t in zip(spr, types))
+    if size < expected:
+        raise DataError(f"{file}: GDF file is truncated: the header announces at least {expected} bytes, found {size}")
+
+
 def read_gdf(file):
     """One GDF file as a preloaded Raw: EOG typed, EEG renamed to 10-20 names, standard_1005 montage."""
     import mne
@@ -64,6 +99,7 @@ def read_gdf(file):
     file = Path(file)
     if not file.is_file():
         raise DataError(f"{file}: file not found")
+    check_gdf_size(file)
     try:
         raw = mne.io.read_raw_gdf(file, preload=True, verbose="error")
     except Exception as err:  # bad header/size surfaces as ValueError/struct.error/OSError/IndexError

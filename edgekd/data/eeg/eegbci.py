@@ -71,6 +71,22 @@ def eegbci_files(subjects=None, runs=EEGBCI_RUNS, path=None) -> list[Path]:
     return [Path(p) for p in paths]
 
 
+def check_edf_size(file):
+    """DataError if the file is shorter than its EDF header says (MNE reads truncated files silently)."""
+    size = Path(file).stat().st_size
+    with open(file, "rb") as fh:
+        head = fh.read(256)
+        try:
+            header_bytes, n_records, ns = int(head[184:192]), int(head[236:244]), int(head[252:256])
+            fh.seek(256 + ns * 216)
+            per_record = sum(int(fh.read(8)) for _ in range(ns))
+        except ValueError:
+            raise DataError(f"{file}: not a readable EDF file (bad header)") from None
+    expected = header_bytes + max(n_records, 0) * per_record * 2
+    if size < expected:
+        raise DataError(f"{file}: EDF file is truncated: the header announces {expected} bytes, found {size}")
+
+
 def read_edf(file, *, standardize=True):
     """One EDF file as a preloaded Raw with standard channel names and the standard_1005 montage."""
     import mne
@@ -79,6 +95,7 @@ def read_edf(file, *, standardize=True):
     file = Path(file)
     if not file.is_file():
         raise DataError(f"{file}: file not found")
+    check_edf_size(file)
     try:
         raw = mne.io.read_raw_edf(file, preload=True, verbose="error")
     except Exception as err:  # MNE raises ValueError/RuntimeError/OSError/struct.error for bad files

@@ -128,7 +128,7 @@ def simulate_run(cfg: SyntheticMIConfig, rng, params, positions, run_index=0):
     for _ in labels:
         onsets.append(t)
         t += cfg.cue_s + cfg.rest_s + rng.uniform(-0.5, 0.5)
-    n_times = int(np.ceil((t + 1.0) * sf))
+    n_times = int(round(np.ceil(t + 1.0) * sf))  # whole seconds: EDF records of 1 s, no padding
     times = np.arange(n_times) / sf
 
     # Background: 1/f noise smeared over neighbouring electrodes.
