@@ -1,0 +1,489 @@
+"""Measure every demo model on every runtime: ``python -m benchmarks.run --out reports/bench.json``.
+
+Inputs: the demo checkpoints (``runs/demo/teacher.pt``, ``student_kd_seed0.pt``,
+``student_alone_seed0.pt``; ``make demo`` makes them). Each model is exported with
+:func:`firmware_export.export` (onnx fp32, tflite fp32, c int8 whose folder also holds the int8
+.tflite), then measured:
+
+* Cortex-M (``benchmarks/mcu``): cross-built for M0+/M4/M7/M33 at -O2/-Os, plain C and the DSP
+  path; flash/RAM from the ELF; one inference emulated in unicorn on a real test image; cycles
+  from the per-core cost model (ESTIMATES); the emulated output must equal the host build's.
+* Host (``benchmarks/host``): torch eager, onnxruntime, LiteRT (XNNPACK and reference kernels),
+  TFLite Micro, native C (-O2) and tflite-runtime in its own numpy<2 venv.
+
+Writes a flat list of records (model, target, runtime, metric, value, unit + context) and folds in
+the other reports (demo, bci, generators, selfdistill) and the exports' parity.json files.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgekd.errors import EdgeKDError
+from edgekd.io import atomic_write_json
+from edgekd.log import logger, set_log_level
+
+DEMO_MODELS = ("teacher", "student_kd_seed0", "student_alone_seed0")
+FOLDED_REPORTS = ("demo.json", "bci.json", "generators.json", "selfdistill.json")
+REFERENCE_KERNEL = "reference-fc256x64"
+
+
+# ---- records -----------------------------------------------------------------------------------
+
+class Records:
+    """The list of measurement records; every record carries the run's context."""
+
+    def __init__(self, context: dict):
+        self.context = context
+        self.rows: list[dict] = []
+
+    def add(self, model, target, runtime, metric, value, unit, **extra):
+        if isinstance(value, (np.floating, np.integer)):
+            value = value.item()
+        row = {"model": model, "target": target, "runtime": runtime, "metric": metric,
+               "value": value, "unit": unit, **extra, **self.context}
+        self.rows.append(row)
+        return row
+
+    def skip(self, model, target, runtime, what, reason):
+        logger.warning(f"skipped {model} {target} {runtime} {what}: {reason}")
+        return self.add(model, target, runtime, "skipped", None, None, what=what, reason=str(reason)[:500])
+
+
+def _version(dist):
+    try:
+        from importlib.metadata import version
+        return version(dist)
+    except Exception:        # noqa: BLE001 - informative only
+        return None
+
+
+def _cpu_name():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run_context(command: str) -> dict:
+    """Machine, date, versions and the command, attached to every record."""
+    from .host.native import host_compiler_version
+    from .mcu.toolchain import compiler_version
+
+    versions = {d: _version(d) for d in ("torch", "numpy", "onnxruntime", "ai-edge-litert", "tflite-micro",
+                                         "litert-torch", "unicorn", "capstone", "pyelftools")}
+    versions["python"] = platform.python_version()
+    return {"machine": f"{_cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}",
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": command,
+            "versions": versions, "arm_compiler": compiler_version(), "host_compiler": host_compiler_version()}
+
+
+# ---- models ------------------------------------------------------------------------------------
+
+def load_demo_models(runs_dir) -> dict:
+    """{name: eval torch model} from the demo checkpoints; a clear error if the demo did not run."""
+    from edgekd.checkpoint import load_checkpoint
+    from edgekd.models import ModelConfig, build_model
+
+    runs_dir = Path(runs_dir)
+    found = {n: runs_dir / f"{n}.pt" for n in DEMO_MODELS if (runs_dir / f"{n}.pt").is_file()}
+    if not found:
+        raise EdgeKDError(f"{runs_dir}: no demo checkpoints ({', '.join(n + '.pt' for n in DEMO_MODELS)}); "
+                          "run `make demo` first (or `python -m benchmarks.run --train-quick` for a quick student)")
+    models = {}
+    for name, path in found.items():
+        state = load_checkpoint(path)
+        cfg = ModelConfig.from_dict(state["model_config"])
+        model = build_model(cfg)
+        model.load_state_dict(state["model"])
+        models[name] = model.eval()
+    return models
+
+
+def train_quick(runs_dir, dataset="mnist5k", epochs=3, verbose=None) -> Path:
+    """A small student_cnn trained for a few epochs (when the demo has not been run)."""
+    import torch
+
+    from edgekd.data import load_dataset
+    from edgekd.distill import distill, train_config
+    from edgekd.models import ModelConfig, build_model
+
+    data = load_dataset(dataset, seed=0)
+    cfg = ModelConfig("student_cnn", input_shape=data.input_shape, num_classes=data.num_classes, options={"width": 4})
+    torch.manual_seed(0)
+    path = Path(runs_dir) / "student_alone_seed0.pt"
+    distill(None, build_model(cfg), data, train_config(epochs=epochs, lr=5e-3, batch_size=64), checkpoint=path,
+            model_config=cfg, verbose=verbose)
+    return path
+
+
+# ---- exports -----------------------------------------------------------------------------------
+
+def export_model(model, name, data, work_dir, quick, recs: Records) -> dict:
+    """{kind: Artifact} for onnx fp32, tflite fp32 and c int8 (which holds the int8 .tflite)."""
+    import torch
+
+    import firmware_export
+
+    x = torch.as_tensor(data.test.x[:1])
+    calib = torch.as_tensor(data.train.x[: 128 if quick else 256])
+    parity = torch.as_tensor(data.test.x[: 32 if quick else 64])
+    arts = {}
+    for kind, target, precision in (("onnx", "onnx", "fp32"), ("tflite-fp32", "tflite", "fp32"), ("c", "c", "int8")):
+        t0 = time.perf_counter()
+        try:
+            arts[kind] = firmware_export.export(model, target=target, example_input=x, out_dir=Path(work_dir) / name / kind,
+                                                calibration_data=calib if precision == "int8" else None,
+                                                precision=precision, parity_inputs=parity)
+            recs.add(name, "host", kind, "export_seconds", time.perf_counter() - t0, "s")
+        except Exception as err:       # noqa: BLE001 - one failed export must not stop the others
+            recs.skip(name, "host", kind, f"export {target}/{precision}", err)
+    return arts
+
+
+def _quantize(x, quant):
+    scale, zero = quant
+    return np.clip(np.round(np.asarray(x, np.float32) / scale) + zero, -128, 127).astype(np.int8)
+
+
+# ---- Cortex-M ----------------------------------------------------------------------------------
+
+def mcu_bench(recs, model, c_dir, x_q, expected, macs, *, name="model", kind="nn", cores=None, opts=None,
+              emulate=True, work_dir=None, timeout_s=60.0, arena_bytes=None):
+    """Cross-build + sizes + emulation of one C export folder on every core/opt/variant."""
+    from .mcu.costmodel import cost_model
+    from .mcu.emulate import Emulator
+    from .mcu.toolchain import CORES, OPT_LEVELS, find_compiler
+
+    if not find_compiler():
+        recs.skip(model, "cortex-m", "native-c", "mcu", "arm-none-eabi-gcc not found (run `make toolchain`)")
+        return
+    for core in cores or CORES:
+        info = CORES[core]
+        for opt in opts or OPT_LEVELS:
+            for variant in (("native-c", "native-c-dsp") if info.dsp else ("native-c",)):
+                tag = dict(opt=opt, clock_mhz=info.clock_mhz, compiler=recs.context["arm_compiler"])
+                try:
+                    build = _build(c_dir, core, opt, name, kind, variant, work_dir)
+                except EdgeKDError as err:
+                    recs.skip(model, core, variant, f"build {opt}", err)
+                    continue
+                recs.add(model, core, variant, "flash_bytes", build.flash_bytes, "B", sections=build.sections, **tag)
+                recs.add(model, core, variant, "static_ram_bytes", build.ram_bytes, "B", **tag)
+                if arena_bytes is not None:
+                    recs.add(model, core, variant, "arena_bytes", arena_bytes, "B", **tag)
+                if not emulate:
+                    continue
+                try:
+                    trace = _emulate(build.elf, core, name, kind, x_q, expected, timeout_s)
+                except EdgeKDError as err:
+                    recs.skip(model, core, variant, f"emulate {opt}", err)
+                    continue
+                out = np.frombuffer(trace.outputs[0], np.int8) if trace.outputs else np.array([trace.returned])
+                match = bool(np.array_equal(out.astype(np.int64), np.asarray(expected).astype(np.int64)))
+                recs.add(model, core, variant, "emulation_matches_host", int(match), "bool", **tag)
+                recs.add(model, core, variant, "instructions", trace.instructions, "instr", mix=trace.mix, **tag)
+                recs.add(model, core, variant, "stack_bytes", trace.stack_bytes, "B", **tag)
+                recs.add(model, core, variant, "ram_bytes", build.ram_bytes + trace.stack_bytes, "B",
+                         note="static RAM (.data+.bss incl. arena and I/O buffers) + measured stack", **tag)
+                if macs:
+                    recs.add(model, core, variant, "instructions_per_mac", trace.instructions / macs, "instr/MAC",
+                             macs=macs, **tag)
+                cm = cost_model(core)
+                if cm is None:
+                    continue
+                cycles = trace.cycles(cm)
+                recs.add(model, core, variant, "cycles", cycles, "cycles", estimate=True, cost_model=cm.source, **tag)
+                recs.add(model, core, variant, "latency_ms", cycles / (info.clock_mhz * 1e3), "ms", estimate=True,
+                         **tag)
+                if macs:
+                    bound = macs / 2 if info.dsp else macs     # SMLAD: 2 MACs/cycle; M0+: 1 MAC/cycle (MULS)
+                    recs.add(model, core, variant, "cycles_per_mac", cycles / macs, "cycles/MAC", macs=macs,
+                             bound_cycles_per_mac=bound / macs, ratio_to_bound=cycles / bound, estimate=True, **tag)
+
+
+def _build(c_dir, core, opt, name, kind, variant, work_dir):
+    from .mcu.toolchain import build_elf
+
+    extra = ("-DEDGEKD_NN_NO_DSP",) if variant == "native-c" else ()
+    return build_elf(c_dir, core, opt, name=name, kind=kind, variant=variant, extra_flags=extra,
+                     out_dir=Path(work_dir or c_dir) / "mcu-build")
+
+
+def _emulate(elf, core, name, kind, x_q, expected, timeout_s):
+    from .mcu.emulate import Emulator
+
+    em = Emulator.from_elf(elf, core)
+    data = np.ascontiguousarray(x_q).reshape(-1).tobytes()
+    if kind == "nn":
+        n_out = int(np.asarray(expected).size)
+        em_call = em.call(f"{name}_invoke", data, bytes(n_out), outputs=[(1, n_out)], timeout_s=timeout_s)
+    else:
+        em_call = em.call(f"{name}_predict", data, timeout_s=timeout_s)
+    return em_call
+
+
+def reference_kernel_bench(recs, work_dir, cores=None, opts=None):
+    """The hand-written 256x64 int8 FC layer: calibrates the cost model against a known kernel."""
+    from .mcu.reference import fc_reference, make_fc, write_fc_kernel
+
+    kernel = make_fc(256, 64, seed=0)
+    src = write_fc_kernel(Path(work_dir) / REFERENCE_KERNEL, kernel, name="ref")
+    x = np.random.default_rng(1).integers(-128, 128, 256).astype(np.int8)
+    mcu_bench(recs, REFERENCE_KERNEL, src, x, fc_reference(kernel, x), kernel.macs, name="ref", cores=cores,
+              opts=opts, work_dir=Path(work_dir) / REFERENCE_KERNEL)
+
+
+# ---- host --------------------------------------------------------------------------------------
+
+def host_bench(recs, model_name, model, arts, x, data, work_dir, quick, tflite_runtime_py):
+    """Latency (and peak memory, arena, parity) of one model in every host runtime."""
+    from .host import runtimes as rt
+    from .host.native import build_host
+
+    warm, runs = (5, 30) if quick else (20, 200)
+    n_threads = os.cpu_count() or 1
+    threads = sorted({1, n_threads})
+    lat = dict(unit="ms")
+
+    def add_latency(runtime, res, **extra):
+        recs.add(model_name, "host", runtime, "latency_ms", res["median_ms"], "ms", p90_ms=res["p90_ms"],
+                 runs=res["runs"], warmup=res["warmup"], **extra)
+
+    for t in threads:
+        try:
+            add_latency("torch", rt.torch_latency(model, x, t, warm, runs), threads=t, precision="fp32")
+        except Exception as err:        # noqa: BLE001
+            recs.skip(model_name, "host", "torch", "latency", err)
+    if "onnx" in arts:
+        for t in threads:
+            try:
+                add_latency("onnxruntime", rt.onnxruntime_latency(arts["onnx"].file(".onnx"), x, t, warm, runs),
+                            threads=t, precision="fp32")
+            except Exception as err:    # noqa: BLE001
+                recs.skip(model_name, "host", "onnxruntime", "latency", err)
+    in_npy = Path(work_dir) / model_name / "input.npy"
+    in_npy.parent.mkdir(parents=True, exist_ok=True)
+    np.save(in_npy, np.asarray(x, np.float32))
+    specs = []
+    if "tflite-fp32" in arts:
+        specs.append({"key": "fp32", "path": str(arts["tflite-fp32"].file(".tflite")), "input": str(in_npy),
+                      "threads": threads})
+    if "c" in arts:
+        int8_path = str(arts["c"].file(".tflite"))
+        specs.append({"key": "int8", "path": int8_path, "input": str(in_npy), "threads": threads})
+        specs.append({"key": "int8", "path": int8_path, "input": str(in_npy), "threads": [1], "resolver": "reference"})
+    litert = {}
+    for spec in specs:
+        try:
+            res = rt.run_tflite_runner(sys.executable, [spec], warm, runs)
+        except Exception as err:        # noqa: BLE001
+            recs.skip(model_name, "host", "litert", f"latency {spec['key']}", err)
+            continue
+        for row in res["results"]:
+            runtime = "litert" if row["resolver"] == "default" else "litert-ref"
+            add_latency(runtime, {"median_ms": row["median_ms"], "p90_ms": row["p90_ms"], "runs": row["runs"],
+                                  "warmup": row["warmup"]}, threads=row["threads"], precision=row["key"],
+                        version=row["version"])
+            litert[(runtime, row["key"], row["threads"])] = np.asarray(row["output"])
+        recs.add(model_name, "host", "litert" if spec.get("resolver") != "reference" else "litert-ref",
+                 "peak_rss_bytes", res["peak_rss_bytes"], "B", precision=spec["key"],
+                 note="peak RSS of the runner process (interpreter + numpy + model)")
+    if tflite_runtime_py is not None:
+        for spec in specs:
+            if spec.get("resolver") == "reference":
+                continue
+            try:
+                res = rt.run_tflite_runner(tflite_runtime_py, [{**spec, "threads": [1]}], warm, runs)
+            except Exception as err:    # noqa: BLE001
+                recs.skip(model_name, "host", "tflite-runtime", f"latency {spec['key']}", err)
+                continue
+            row = res["results"][0]
+            add_latency("tflite-runtime", row, threads=1, precision=spec["key"], version=row["version"])
+            recs.add(model_name, "host", "tflite-runtime", "peak_rss_bytes", res["peak_rss_bytes"], "B",
+                     precision=spec["key"])
+            ref = litert.get(("litert", spec["key"], 1))
+            if ref is not None:
+                diff = float(np.max(np.abs(np.asarray(row["output"], np.float64) - ref.astype(np.float64))))
+                recs.add(model_name, "host", "tflite-runtime", "max_abs_diff_vs_litert", diff,
+                         "LSB" if spec["key"] == "int8" else "abs", precision=spec["key"])
+    if "c" not in arts:
+        return
+    c_art = arts["c"]
+    tflite_int8 = c_art.file(".tflite")
+    try:
+        res = rt.tflm_latency(tflite_int8, x, warmup=3, runs=20 if quick else 50)
+        add_latency("tflm", res, threads=1, precision="int8", version=res.get("version"))
+        if res.get("arena_bytes"):
+            recs.add(model_name, "host", "tflm", "arena_bytes", res["arena_bytes"], "B",
+                     note="TFLM RecordingMicroAllocator 'Arena allocation total'")
+        tflm_out = np.asarray(res["output"])
+    except Exception as err:            # noqa: BLE001
+        recs.skip(model_name, "host", "tflm", "latency", err)
+        tflm_out = None
+    c_dir = c_art.file(".h").parent
+    try:
+        host = build_host(c_dir, c_art.name, out_dir=Path(work_dir) / model_name / "host-build")
+        x_q = _quantize(x, c_art.input_quant)
+        res = host.time(x_q, warmup=warm, runs=runs)
+        add_latency("native-c", res, threads=1, precision="int8", opt="-O2", inner=res["inner"],
+                    compiler=recs.context["host_compiler"])
+        arena = host.entry.constants.get(f"{c_art.name.upper()}_ARENA_SIZE")
+        if arena is not None:
+            recs.add(model_name, "host", "native-c", "arena_bytes", arena, "B", note="static arena planned at export")
+        _, y = host.predict(x_q)
+        for runtime, key, ref in (("litert-ref", ("litert-ref", "int8", 1), None), ("litert", ("litert", "int8", 1), None),
+                                  ("tflm", None, tflm_out)):
+            ref = litert.get(key) if key else ref
+            if ref is not None:
+                recs.add(model_name, "host", "native-c", "max_abs_diff_vs_" + runtime,
+                         float(np.max(np.abs(y.astype(np.int64) - np.asarray(ref).astype(np.int64)))), "LSB",
+                         precision="int8")
+        return host, x_q, y
+    except Exception as err:            # noqa: BLE001
+        recs.skip(model_name, "host", "native-c", "latency", err)
+    return None
+
+
+# ---- accuracy ----------------------------------------------------------------------------------
+
+def accuracy_bench(recs, model_name, model, arts, host, data, quick):
+    """Test accuracy of the float model (torch) and of the int8 artifact (native C on the host)."""
+    import torch
+
+    n = 500 if quick else len(data.test)
+    x, y = np.asarray(data.test.x[:n], np.float32), np.asarray(data.test.y[:n])
+    with torch.inference_mode():
+        pred = model(torch.as_tensor(x)).argmax(1).numpy()
+    recs.add(model_name, "host", "torch", "accuracy", float((pred == y).mean()), "fraction", precision="fp32",
+             samples=n, split="test")
+    if host is not None and "c" in arts:
+        xq = _quantize(x, arts["c"].input_quant)
+        preds = np.array([int(np.argmax(host.predict(xi)[1])) for xi in xq])
+        recs.add(model_name, "host", "native-c", "accuracy", float((preds == y).mean()), "fraction",
+                 precision="int8", samples=n, split="test")
+
+
+# ---- folded reports ----------------------------------------------------------------------------
+
+def fold_reports(recs, reports_dir, work_dir):
+    """Other stages' reports and the exports' parity records, kept whole under ``data``."""
+    for fname in FOLDED_REPORTS:
+        path = Path(reports_dir) / fname
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            recs.skip(fname, "host", "report", "fold", f"{path}: not valid JSON ({err})")
+            continue
+        recs.add(path.stem, "host", "report", "report", None, None, source=str(path), data=data)
+        if fname == "demo.json" and isinstance(data, dict):
+            for row in data.values():
+                if isinstance(row, dict) and "accuracy" in row and "name" in row:
+                    recs.add(row["name"], "host", "torch", "accuracy", row["accuracy"], "fraction", precision="fp32",
+                             source=str(path), seeds=len(row.get("accuracy_per_seed", {})) or 1,
+                             bytes_int8=row.get("bytes_int8"), params=row.get("params"))
+    for path in sorted(Path(work_dir).glob("*/*/parity.json")):
+        model, kind = path.parent.parent.name, path.parent.name
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            continue
+        recs.add(model, "host", kind, "parity", 1 if data.get("passed") else 0, "bool", source=str(path), data=data)
+
+
+# ---- main --------------------------------------------------------------------------------------
+
+def bench(out="reports/bench.json", *, quick=False, runs_dir="runs/demo", work_dir="build/bench",
+          reports_dir="reports", tflite_runtime=True, command=None, verbose=None) -> list[dict]:
+    """Run every measurement and write ``out``; returns the records."""
+    import torch
+
+    from edgekd.data import load_dataset
+
+    set_log_level(verbose)
+    torch.set_num_threads(1)
+    t_start = time.perf_counter()
+    recs = Records(run_context(command or "python -m benchmarks.run " + " ".join(sys.argv[1:])))
+    models = load_demo_models(runs_dir)
+    dataset = "mnist5k"
+    demo_json = Path(reports_dir) / "demo.json"
+    if demo_json.is_file():
+        dataset = json.loads(demo_json.read_text()).get("dataset", dataset)
+    data = load_dataset(dataset, seed=0)
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    cores = ("cortex-m0plus", "cortex-m4") if quick else None
+    opts = ("-O2",) if quick else None
+    reference_kernel_bench(recs, work_dir, cores, opts)
+
+    trt_py = None
+    if tflite_runtime:
+        from .host.runtimes import ensure_tflite_runtime_venv
+        try:
+            trt_py = ensure_tflite_runtime_venv()
+        except Exception as err:        # noqa: BLE001
+            recs.skip("*", "host", "tflite-runtime", "venv", err)
+    for name, model in models.items():
+        logger.info(f"benchmarking {name}")
+        arts = export_model(model, name, data, work_dir, quick, recs)
+        x = np.asarray(data.test.x[:1], np.float32)
+        host = host_bench(recs, name, model, arts, x, data, work_dir, quick, trt_py)
+        accuracy_bench(recs, name, model, arts, host[0] if host else None, data, quick)
+        if "c" in arts and host is not None:
+            c_art = arts["c"]
+            _, x_q, y = host
+            macs = host[0].entry.constants.get(f"{c_art.name.upper()}_MACS")
+            arena = host[0].entry.constants.get(f"{c_art.name.upper()}_ARENA_SIZE")
+            big = macs is not None and macs > 1_000_000
+            mcu_bench(recs, name, c_art.file(".h").parent, x_q, y, macs, name=c_art.name,
+                      cores=("cortex-m4",) if big else cores, opts=("-O2",) if big else opts,
+                      emulate=not (big and quick), work_dir=work_dir / name, arena_bytes=arena,
+                      timeout_s=120.0 if big else 60.0)
+    fold_reports(recs, reports_dir, work_dir)
+    recs.add("*", "host", "benchmarks", "bench_seconds", time.perf_counter() - t_start, "s", quick=quick)
+    atomic_write_json(Path(out), recs.rows)
+    logger.info(f"wrote {len(recs.rows)} records to {out}")
+    return recs.rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="reports/bench.json")
+    p.add_argument("--quick", action="store_true", help="fewer cores/opts/runs, a test subset (about a minute)")
+    p.add_argument("--runs-dir", default="runs/demo", help="folder of the demo checkpoints")
+    p.add_argument("--work-dir", default="build/bench", help="exports and builds go here")
+    p.add_argument("--reports-dir", default="reports", help="where demo/bci/generators/selfdistill.json are read")
+    p.add_argument("--no-tflite-runtime", action="store_true", help="skip the numpy<2 tflite-runtime venv leg")
+    p.add_argument("--train-quick", action="store_true", help="train a small student first if no checkpoint exists")
+    p.add_argument("--verbose", action="store_true")
+    args = p.parse_args(argv)
+    command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    try:
+        if args.train_quick and not any((Path(args.runs_dir) / f"{n}.pt").is_file() for n in DEMO_MODELS):
+            train_quick(args.runs_dir, verbose=args.verbose)
+        bench(args.out, quick=args.quick, runs_dir=args.runs_dir, work_dir=args.work_dir,
+              reports_dir=args.reports_dir, tflite_runtime=not args.no_tflite_runtime, command=command,
+              verbose=args.verbose or None)
+    except EdgeKDError as err:
+        if args.verbose:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
