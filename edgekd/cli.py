@@ -13,6 +13,8 @@ import sys
 COMMANDS = [
     "edgekd.commands.demo",
     "edgekd.commands.distill",
+    "edgekd.commands.data",
+    "edgekd.commands.bci",
     "edgekd.commands.generators",
     "edgekd.commands.selfdistill",
 ]
@@ -25,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", "-v", action="store_true", help="log progress and show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(name).add_parser(sub)
+        p = importlib.import_module(name).add_parser(sub)
+        if p is not None and "--verbose" not in p._option_string_actions:  # also after the subcommand
+            p.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 

@@ -8,8 +8,10 @@ avg pool 4 -> dropout -> separable conv (depthwise temporal 16-ish + pointwise F
 Deviations from the paper, so every export target can run it: ReLU instead of ELU, no max-norm
 weight constraint, odd kernel lengths with symmetric padding (same length out). Every op is in
 the exportable set (conv2d, depthwise conv2d, BatchNorm2d which folds into the preceding conv,
-ReLU, avg pool, flatten, linear); dropout is the identity in eval mode.
+ReLU, avg pool, flatten, linear). Dropout is applied functionally while training only, so the
+eval-mode graph that exporters trace holds no dropout node.
 """
+import torch.nn.functional as F
 from torch import nn
 
 from .registry import register_model
@@ -27,13 +29,12 @@ class EEGNet(nn.Module):
         self.bn2 = nn.BatchNorm2d(F1 * D)
         self.relu1 = nn.ReLU()
         self.pool1 = nn.AvgPool2d((1, pool1))
-        self.drop1 = nn.Dropout(dropout)
         self.separable_dw = nn.Conv2d(F1 * D, F1 * D, (1, k2), padding=(0, k2 // 2), groups=F1 * D, bias=False)
         self.separable_pw = nn.Conv2d(F1 * D, F2, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(F2)
         self.relu2 = nn.ReLU()
         self.pool2 = nn.AvgPool2d((1, pool2))
-        self.drop2 = nn.Dropout(dropout)
+        self.dropout = float(dropout)
         self.flatten = nn.Flatten()
         out_times = times // pool1 // pool2
         if out_times < 1:
@@ -42,9 +43,9 @@ class EEGNet(nn.Module):
 
     def forward(self, x):
         x = self.bn2(self.spatial(self.bn1(self.temporal(x))))
-        x = self.drop1(self.pool1(self.relu1(x)))
+        x = F.dropout(self.pool1(self.relu1(x)), self.dropout, self.training)
         x = self.bn3(self.separable_pw(self.separable_dw(x)))
-        x = self.drop2(self.pool2(self.relu2(x)))
+        x = F.dropout(self.pool2(self.relu2(x)), self.dropout, self.training)
         return self.head(self.flatten(x))
 
 
