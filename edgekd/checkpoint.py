@@ -5,6 +5,7 @@ A checkpoint holding pickled objects is refused, never executed.
 """
 from __future__ import annotations
 
+import hashlib
 import pickle
 import zipfile
 from pathlib import Path
@@ -33,6 +34,7 @@ def save_checkpoint(path, model_state: dict, *, model_config=None, train_config=
         "train_config": train_config.to_dict() if hasattr(train_config, "to_dict") else train_config,
         **extra,
     }
+    payload["sha256"] = _content_digest(payload)  # torch's zip reader does not notice flipped bytes
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
@@ -43,6 +45,10 @@ def load_checkpoint(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip; anything else is damaged or foreign
+        size = path.stat().st_size
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated: "
+                              f"{'empty file' if size == 0 else f'{size} bytes without a complete zip archive'})")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -60,7 +66,36 @@ def load_checkpoint(path) -> dict:
         raise CheckpointError(f"{path}: not an edgekd checkpoint (missing format marker {FORMAT!r})")
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {payload['format_version']} is newer than this edgekd")
+    if "sha256" in payload and payload["sha256"] != _content_digest(payload):
+        raise CheckpointError(f"{path}: corrupt checkpoint: its contents do not match the checksum written with them")
     return payload
+
+
+def _content_digest(payload) -> str:
+    """SHA-256 over every tensor's bytes and every other value, in a fixed order (the digest itself excluded)."""
+    h = hashlib.sha256()
+
+    def feed(value):
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(value, dict):
+            h.update(b"{")
+            for k in sorted(value, key=repr):
+                if k != "sha256" or value is not payload:
+                    feed(k), feed(value[k])
+            h.update(b"}")
+        elif isinstance(value, (list, tuple)):
+            h.update(b"[")
+            for v in value:
+                feed(v)
+            h.update(b"]")
+        else:
+            h.update(repr(value).encode())
+
+    feed(payload)
+    return h.hexdigest()
 
 
 def _unsupported_global(message: str) -> str:

@@ -41,6 +41,9 @@ def _check_type(value, hint, where):
     if hint is typing.Any:
         return value
     if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        options = [a for a in args if a is not type(None)]
+        if value is not None and len(options) == 1:  # Optional[X]: X's own message says what is wrong
+            return _check_type(value, options[0], where)
         errors = []
         for option in args:
             try:
@@ -172,4 +175,5 @@ def load_config(path) -> Config:
     try:
         return Config.from_dict(data, where=str(path))
     except ConfigError as err:
-        raise ConfigError(str(err)) from None
+        message = str(err)
+        raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") from None

@@ -136,7 +136,7 @@ def load_mnist_files(path=None):
         x = x[:, None]
     if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
         raise DataError(f"{root}: expected 28x28 images, got array of shape {x.shape}")
-    if x.max() > 1.0:
+    if x.size and x.max() > 1.0:
         x = x / 255.0
     return x, np.asarray(y).astype(np.int64).ravel()
 
