@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import os
 import shutil
 import subprocess
@@ -138,7 +139,7 @@ class _Lowering:
         return cgen.check_identifier(f"op{k}_{suffix}")
 
     def layer_name(self, op: Operator) -> str:
-        return self.g.tensors[op.outputs[0]].name if op.outputs else f"op{op.index}"
+        return _safe_text(self.g.tensors[op.outputs[0]].name if op.outputs else f"op{op.index}")
 
     def run(self) -> list:
         for op in self.g.operators:
@@ -178,7 +179,7 @@ class _Lowering:
     def _weights_decls(self, k, w, bias, mult, shift, n_out):
         if w.dtype != "INT8":
             raise ExportError(f"weights {w.name!r}: {w.dtype}; expected INT8")
-        decls = [cgen.comment(f"weights of {w.name}, shape {list(w.shape)}"),
+        decls = [cgen.comment(f"weights of {_safe_text(w.name)}, shape {list(w.shape)}"),
                  cgen.array_declare(self.ident(k, "w"), w.data.reshape(-1), "int8_t")]
         bname = "NULL"
         if bias is not None:
@@ -407,6 +408,12 @@ class _Lowering:
     lower_reshape = lower_squeeze = lower_expand_dims = _reshape
 
 
+def _safe_text(text) -> str:
+    """Layer/file names as they may appear inside C comments: printable ASCII without backslashes,
+    '?' (trigraphs) or line breaks, so no splice or trigraph can close the comment early."""
+    return re.sub(r"[^A-Za-z0-9_ .,;:/()\[\]<>=+\-#@!%&|~^{}'\"]", "_", str(text))[:200]
+
+
 def _check_same_q(a: Tensor, b: Tensor, layer: str):
     if a.scale is None or b.scale is None or not np.array_equal(a.scale, b.scale) or not np.array_equal(a.zero_point, b.zero_point):
         raise ExportError(f"layer {layer!r}: input and output quantization differ for a data-movement op")
@@ -588,9 +595,12 @@ int main(int argc, char **argv)
 
 
 def find_cc() -> str:
-    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    env = os.environ.get("CC")
+    cc = shutil.which(env) if env else (shutil.which("gcc") or shutil.which("cc"))
     if not cc:
-        raise ExportError("no C compiler found: install gcc (e.g. 'apt-get install gcc') or set CC to build the native C target")
+        where = f"CC={env!r} is not an executable" if env else "no gcc or cc on PATH"
+        raise ExportError(f"no C compiler found ({where}): install gcc (e.g. 'apt-get install gcc') "
+                          "or set CC to build and run the native C target")
     return cc
 
 
@@ -684,7 +694,7 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
     cfg = dict(config or {})
 
     # header
-    hbody = [cgen.banner(f"native C model '{name}' from {Path(graph.path).name}", cfg),
+    hbody = [cgen.banner(f"native C model '{name}' from {_safe_text(Path(graph.path).name)}", cfg),
              "#include <stdint.h>\n",
              cgen.comment(f"input {list(tin.shape)} int8 (scale {float(s_in)!r}, zero point {z_in}); "
                           f"output {list(tout.shape)} int8 (scale {float(s_out)!r}, zero point {z_out})"),
@@ -707,7 +717,7 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
     header = cgen.include_guard(name, "".join(hbody))
 
     # source
-    cbody = [cgen.banner(f"native C model '{name}' from {Path(graph.path).name}", cfg),
+    cbody = [cgen.banner(f"native C model '{name}' from {_safe_text(Path(graph.path).name)}", cfg),
              f'#include "{name}.h"\n#include "edgekd_nn.h"\n\n']
     if plan.size:
         cbody.append(f"static union {{\n    int32_t align_;\n    int8_t bytes[{NAME}_ARENA_SIZE];\n}} {name}_arena;\n\n")
