@@ -94,7 +94,7 @@ def run(args):
     from ..io import atomic_write_json
 
     names = _datasets(args.dataset)
-    config = SelfDistillConfig(splits=args.splits, max_k=args.max_k or 5, sd_lam=args.sd_lam, xi_range=args.xi_range)
+    config = SelfDistillConfig(splits=args.splits, max_k=5 if args.max_k is None else args.max_k, sd_lam=args.sd_lam, xi_range=args.xi_range)
     report = {"args": {k: v for k, v in vars(args).items() if k != "func"},
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "edgekd_version": __version__, "results": {}}

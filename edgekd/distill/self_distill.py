@@ -362,7 +362,9 @@ def synthetic_experiment(*, n=100, d=8, sigma=2.0, max_k=None, draws=200, lam_gr
     the same validation error; excess risk ||X(theta_hat - theta*)||^2 / n averaged over ``draws``.
     """
     set_log_level(verbose)
-    max_k = max_k or d
+    max_k = d if max_k is None else max_k
+    if max_k < 0:
+        raise ConfigError(f"max_k: must be >= 0, got {max_k}")
     lams = [c * n for c in (lam_grid or np.logspace(-4, 2, 49))]
     rng = np.random.default_rng(seed + 1)
     out = {"n": n, "d": d, "sigma": sigma, "draws": draws, "cases": {}}
