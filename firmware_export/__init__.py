@@ -19,7 +19,7 @@ import torch
 
 from .artifact import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, Artifact
 from .errors import ExportError, ParityError, UnsupportedOpError
-from .ops import SUPPORTED_OPS, check_supported
+from .ops import SUPPORTED_OPS, check_modules, check_supported
 from .targets import TARGETS, ExportJob, target_module
 
 __all__ = ["export", "Artifact", "ExportError", "ParityError", "UnsupportedOpError", "SUPPORTED_OPS", "TARGETS",
@@ -63,6 +63,7 @@ def export(model, target="onnx", *, example_input, out_dir, calibration_data=Non
     prequantized = is_quantized_graph(model)
     if not prequantized:
         model = model.eval()
+        check_modules(model)  # refuse e.g. nn.LSTM before running or tracing anything
     x = _check_example(model, example_input)
     t0 = time.perf_counter()
     ops = check_supported(model, x)

@@ -91,7 +91,7 @@ def check_graph(graph_module: torch.fx.GraphModule) -> list[str]:
             if (float(lo), float(hi)) != (0.0, 6.0):
                 raise UnsupportedOpError(f"hardtanh({lo}, {hi})", _layer(node), SUPPORTED_OPS)
         if op == "conv2d":
-            op = _conv_kind(node)
+            op = _conv_kind(node, graph_module)
         if op == "batch_norm2d":
             src = node.args[0]
             if not (isinstance(src, torch.fx.Node) and getattr(src.target, "_opname", "") in ("conv2d", "convolution")):
@@ -106,19 +106,32 @@ def check_graph(graph_module: torch.fx.GraphModule) -> list[str]:
     return used
 
 
-def _conv_kind(node):
+def _conv_kind(node, graph_module):
     groups = node.args[6] if len(node.args) > 6 else node.kwargs.get("groups", 1)
     if node.target.__name__.startswith("convolution"):
         groups = node.args[8] if len(node.args) > 8 else 1
-    weight = _shape(node.args[1]) if len(node.args) > 1 else None
+    weight = _weight_shape(node.args[1], graph_module) if len(node.args) > 1 else None
     if weight is not None and len(weight) != 4:
         raise UnsupportedOpError(f"conv{len(weight) - 2}d", _layer(node), SUPPORTED_OPS)
     if groups == 1:
         return "conv2d"
-    cin = _shape(node.args[0])
-    if cin is not None and groups == cin[1]:
+    if weight is not None and weight[1] == 1:  # one input channel per group: depthwise (any multiplier)
         return "depthwise_conv2d"
     raise UnsupportedOpError(f"grouped conv2d (groups={groups})", _layer(node), SUPPORTED_OPS)
+
+
+def _weight_shape(node, graph_module):
+    """Shape of a weight argument, looking through PT2E quantize/dequantize nodes to the parameter."""
+    while isinstance(node, torch.fx.Node):
+        if _shape(node) is not None:
+            return _shape(node)
+        if node.op == "get_attr":
+            obj = graph_module
+            for part in str(node.target).split("."):
+                obj = getattr(obj, part, None)
+            return tuple(obj.shape) if hasattr(obj, "shape") else None
+        node = node.args[0] if node.args else None
+    return None
 
 
 def _shape(node):

@@ -1,0 +1,191 @@
+"""export(): validation before converting, atomic folders, parity records, Artifact API."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import firmware_export as fe
+from firmware_export import parity
+from firmware_export.errors import ExportError, ParityError, UnsupportedOpError
+from toys import AllOpsNet, GeluNet, randomize_bn
+
+X = torch.rand(1, 1, 12, 12)
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return randomize_bn(AllOpsNet())
+
+
+def _no_trace(tmp_path):
+    """Nothing but what the test itself created: no folder, no temp leftovers."""
+    return sorted(p.name for p in tmp_path.iterdir())
+
+
+def test_unsupported_module_names_op_layer_and_supported_list(tmp_path):
+    with pytest.raises(UnsupportedOpError) as info:
+        fe.export(GeluNet(), "onnx", example_input=torch.rand(1, 8), out_dir=tmp_path / "out")
+    err = info.value
+    assert (err.op, err.layer) == ("GELU", "act")
+    for op in ("conv2d", "depthwise_conv2d", "linear", "relu6", "avg_pool2d", "add", "flatten"):
+        assert op in str(err)
+    assert _no_trace(tmp_path) == []
+
+
+def test_unsupported_lstm_refused_before_export(tmp_path):
+    model = nn.Sequential(nn.Linear(4, 4), nn.LSTM(4, 4))
+    with pytest.raises(UnsupportedOpError, match=r"'LSTM' at layer '1'"):
+        fe.export(model, "tflite", example_input=torch.rand(1, 4), out_dir=tmp_path / "o",
+                  calibration_data=torch.rand(8, 4))
+
+
+def test_unsupported_functional_op_and_grouped_conv(tmp_path):
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return torch.tanh(self.fc(x))
+
+    with pytest.raises(UnsupportedOpError, match="tanh"):
+        fe.export(Functional(), "onnx", example_input=torch.rand(1, 4), out_dir=tmp_path / "o")
+    with pytest.raises(UnsupportedOpError, match=r"grouped conv2d \(groups=2\).*layer '0'"):
+        fe.export(nn.Sequential(nn.Conv2d(4, 8, 3, groups=2)), "onnx", example_input=torch.rand(1, 4, 6, 6),
+                  out_dir=tmp_path / "o")
+
+
+def test_supported_ops_detected(net):
+    from firmware_export.ops import check_supported
+
+    assert set(check_supported(net, X)) == {"conv2d", "batch_norm2d", "relu", "depthwise_conv2d", "relu6", "add",
+                                            "max_pool2d", "avg_pool2d", "flatten", "linear"}
+
+
+def test_wrong_input_shape_is_clear(net, tmp_path):
+    with pytest.raises(ExportError, match=r"example_input of shape \(1, 3, 12, 12\) does not fit AllOpsNet"):
+        fe.export(net, "onnx", example_input=torch.rand(1, 3, 12, 12), out_dir=tmp_path / "o")
+    with pytest.raises(ExportError, match="float32"):
+        fe.export(net, "onnx", example_input=torch.rand(1, 1, 12, 12, dtype=torch.float64), out_dir=tmp_path / "o")
+    with pytest.raises(ExportError, match=r"calibration_data: samples have shape \(1, 10, 10\)"):
+        fe.export(net, "tflite", example_input=X, out_dir=tmp_path / "o", calibration_data=torch.rand(4, 1, 10, 10))
+    assert _no_trace(tmp_path) == []
+
+
+def test_nan_calibration_and_missing_calibration(net, tmp_path):
+    cal = torch.rand(16, 1, 12, 12)
+    cal[5, 0, 3, 3] = float("nan")
+    with pytest.raises(ExportError, match=r"calibration_data: 1 of 16 samples contain NaN or Inf \(first at index 5\)"):
+        fe.export(net, "tflite", example_input=X, out_dir=tmp_path / "o", calibration_data=cal)
+    with pytest.raises(ExportError, match="needs calibration_data"):
+        fe.export(net, "tflm", example_input=X, out_dir=tmp_path / "o")
+    bad = torch.rand(4, 1, 12, 12)
+    bad[0, 0, 0, 0] = float("inf")
+    with pytest.raises(ExportError, match="parity_inputs: 1 of 4 samples contain NaN or Inf"):
+        fe.export(net, "onnx", example_input=X, out_dir=tmp_path / "o", parity_inputs=bad)
+    assert _no_trace(tmp_path) == []
+
+
+def test_bad_names_targets_precisions(net, tmp_path):
+    for name in ("../evil", "/abs", "a/b", "x y", "int", ""):
+        with pytest.raises(ExportError, match="name"):
+            fe.export(net, "onnx", example_input=X, out_dir=tmp_path / "o", name=name)
+    with pytest.raises(ExportError, match=r"'\.\.' is not allowed"):
+        fe.export(net, "onnx", example_input=X, out_dir=str(tmp_path / "a" / ".." / "b"))
+    with pytest.raises(ExportError, match=r"Allowed values are onnx, tflite, tflm, c, but got 'tvm'"):
+        fe.export(net, "tvm", example_input=X, out_dir=tmp_path / "o")
+    with pytest.raises(ExportError, match=r"precision.*Allowed values are int8, but got 'fp32'"):
+        fe.export(net, "tflm", example_input=X, out_dir=tmp_path / "o", precision="fp32")
+    assert _no_trace(tmp_path) == []
+
+
+def test_failed_export_leaves_nothing_and_keeps_old_folder(net, tmp_path, monkeypatch):
+    from firmware_export.targets import onnx as onnx_target
+
+    out = tmp_path / "exp"
+    out.mkdir()
+    (out / "old.txt").write_text("previous export")
+
+    def broken(job, folder):
+        (folder / "half.onnx").write_bytes(b"partial")
+        raise RuntimeError("simulated crash mid-export")
+
+    monkeypatch.setattr(onnx_target, "build", broken)
+    with pytest.raises(RuntimeError, match="simulated"):
+        fe.export(net, "onnx", example_input=X, out_dir=out)
+    assert _no_trace(tmp_path) == ["exp"]
+    assert sorted(p.name for p in out.iterdir()) == ["old.txt"]
+
+
+@pytest.mark.slow
+def test_parity_failure_raises_and_writes_nothing(net, tmp_path, monkeypatch):
+    from firmware_export.targets import onnx as onnx_target
+
+    strict = parity.float_check
+    monkeypatch.setattr(onnx_target.parity, "float_check", lambda a, b, **kw: strict(a, b, **{**kw, "rel_tol": 0.0}))
+    with pytest.raises(ParityError, match=r"onnxruntime_vs_torch: rel err") as info:
+        fe.export(net, "onnx", example_input=X, out_dir=tmp_path / "o")
+    assert info.value.record["passed"] is False
+    assert _no_trace(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_round_trip_save_load(net, tmp_path):
+    held = torch.rand(20, 1, 12, 12)
+    art = fe.export(net, "onnx", example_input=X, out_dir=tmp_path / "a", parity_inputs=held)
+    record = json.loads((tmp_path / "a" / "parity.json").read_text())
+    config = json.loads((tmp_path / "a" / "export.json").read_text())
+    assert record["passed"] is True and record["n_inputs"] == 20
+    assert config["target"] == "onnx" and config["input_shape"] == [1, 1, 12, 12] and config["output_shape"] == [1, 5]
+    assert {f.name for f in art.files} == {"model.onnx", "export.json", "parity.json"}
+    copy = art.save(tmp_path / "b")
+    shutil.rmtree(tmp_path / "a")
+    with torch.no_grad():
+        np.testing.assert_allclose(copy.predict(held), net(held).numpy(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ExportError, match=r"input of shape \(2, 1, 8, 8\)"):
+        copy.predict(np.zeros((2, 1, 8, 8), np.float32))
+    with pytest.raises(ExportError, match="not an export folder"):
+        fe.load(tmp_path)
+
+
+def test_parity_checks_can_fail():
+    ref = np.array([[1, 2, 3], [3, 2, 1]], np.int8)
+    assert parity.lsb_check(ref, ref, max_lsb=0, against="x")["passed"]
+    off = ref.copy()
+    off[0, 0] += 2
+    check = parity.lsb_check(ref, off, max_lsb=1, against="x")
+    assert not check["passed"] and check["max_lsb_diff"] == 2 and check["exact_fraction"] == pytest.approx(5 / 6)
+    f = parity.float_check(np.array([[10.0, 0.0]]), np.array([[10.0, 0.002]]))
+    assert not f["passed"] and f["rel_err"] == pytest.approx(2e-4)
+    assert parity.float_check(np.array([[10.0, 0.0]]), np.array([[10.0, 0.0009]]))["passed"]
+    a = parity.argmax_check(np.array([[0, 5], [5, 0]]), np.array([[0, 5], [0, 5]]), against="t")
+    assert a["argmax_agreement"] == 0.5 and not a["passed"]
+    record = parity.make_record("t", "int8", {"a": a}, n_inputs=2, inputs="x")
+    with pytest.raises(ParityError, match="argmax 50.0%"):
+        parity.require(record)
+
+
+@pytest.mark.slow
+def test_c_target_through_export(net, tmp_path):
+    if shutil.which("gcc") is None and shutil.which("cc") is None:
+        pytest.skip("no host C compiler")
+    try:
+        from firmware_export.targets.c import build_c  # noqa: F401
+    except ImportError:
+        pytest.skip("native C target not in this checkout")
+    from firmware_export.targets.tflite import quantize_pt2e
+
+    held = torch.rand(24, 1, 12, 12)
+    graph = quantize_pt2e(net, X, torch.rand(128, 1, 12, 12))
+    art = fe.export(graph, "c", example_input=X, out_dir=tmp_path / "c", parity_inputs=held)
+    checks = art.parity["checks"]
+    assert art.parity["passed"]
+    assert checks["c_vs_tflm"]["max_lsb_diff"] == 0  # same reference integer arithmetic, bit-exact
+    assert checks["c_vs_litert_ref"]["max_lsb_diff"] <= 1 and checks["c_vs_litert_ref"]["exact_fraction"] >= 0.99
+    assert checks["c_vs_litert_xnnpack"]["max_lsb_diff"] <= 1
+    x_q = fe.interp.quantize(held.numpy(), *art.input_quant)
+    np.testing.assert_array_equal(art.predict_raw(x_q), art.predict_raw(x_q, runtime="tflm"))
