@@ -402,17 +402,39 @@ def _parity(doc, recs):
     doc.table(["model", "runtime", "check", "precision", "max diff / result", "unit"], rows)
 
 
-def _flat_table(data):
-    """Rows of a dict of dicts (scalar fields only), for folded reports."""
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _flatten(d, prefix="", depth=2):
+    """Numeric leaves of nested dicts as dotted names (``methods.ridge.mse``), ``depth`` levels down."""
+    out = {}
+    for k, v in d.items():
+        if _is_number(v):
+            out[prefix + str(k)] = v
+        elif isinstance(v, dict) and depth > 0 and k not in ("config", "args", "versions"):
+            out.update(_flatten(v, f"{prefix}{k}.", depth - 1))
+    return out
+
+
+def _flat_table(data, max_cols=10):
+    """Rows of a folded report: one per child dict with numeric fields (descending into e.g. a
+    ``results`` dict when the top level holds no such rows)."""
+    if not isinstance(data, dict):
+        return ["name"], []
+    children = {k: v for k, v in data.items() if isinstance(v, dict)}
+    nested = [v for v in children.values() if sum(isinstance(x, dict) for x in v.values()) > len(children)]
+    if nested:          # e.g. {"args": {...}, "results": {"a": {...}, "b": {...}, ...}}: tabulate the results
+        best = max(nested, key=lambda v: sum(isinstance(x, dict) for x in v.values()))
+        return _flat_table(best, max_cols)
     rows, cols = [], []
-    for key, val in data.items() if isinstance(data, dict) else []:
-        if isinstance(val, dict):
-            scalars = {k: v for k, v in val.items() if isinstance(v, (int, float, str, bool)) and not isinstance(v, str)}
-            if scalars:
-                rows.append((key, scalars))
-                cols += [c for c in scalars if c not in cols]
-    cols = cols[:9]
-    return ["name"] + cols, [[k] + [s.get(c) for c in cols] for k, s in rows]
+    for key, val in children.items():
+        flat = _flatten(val)
+        if flat:
+            rows.append((key, flat))
+            cols += [c for c in flat if c not in cols]
+    cols = cols[:max_cols]
+    return ["name"] + cols, [[k] + [f.get(c) for c in cols] for k, f in rows]
 
 
 def _folded(doc, recs, plots):
