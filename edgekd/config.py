@@ -133,6 +133,10 @@ class Config:
         data = dict(data)
         type_name = data.pop("type", getattr(cls, "_type_name", None))
         version = data.pop("version", None)
+        if not isinstance(type_name, (str, type(None))):
+            raise ConfigError(f"{where}.type: expected a config type name (string), got {type_name!r}")
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+            raise ConfigError(f"{where}.version: expected an integer, got {version!r}")
         target = _REGISTRY.get(type_name) if cls is Config else cls
         if target is None:
             raise ConfigError(f"{where}: unknown config type {type_name!r}; known: {sorted(_REGISTRY)}")
@@ -141,9 +145,13 @@ class Config:
         if version is not None and version > target._version:
             raise ConfigError(f"{where}: config version {version} is newer than this edgekd ({target._version})")
         names = {f.name for f in dataclasses.fields(target)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(set(data) - names, key=repr)
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed keys are {sorted(names)}")
+        missing = [f.name for f in dataclasses.fields(target) if f.name not in data
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise ConfigError(f"{where}: missing key(s) {missing}")
         return target(**data)
 
     def replace(self, **changes):
@@ -172,6 +180,10 @@ def load_config(path) -> Config:
         raise ConfigError(f"{path}: config file not found") from None
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a text (UTF-8) JSON file (byte {err.start}: {err.reason})") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config file ({err.strerror or err})") from None
     try:
         return Config.from_dict(data, where=str(path))
     except ConfigError as err:

@@ -241,6 +241,7 @@ def test_empty_or_single_class_dataset(tmp_path, capsys):
 
 # ---- the CLI as a user runs it ---------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_real_process_prints_one_line_and_verbose_adds_the_traceback(tmp_path):
     from ._run import edgekd
 
