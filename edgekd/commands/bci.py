@@ -11,7 +11,7 @@ def add_parser(sub):
     a.add_argument("--dataset", default="eegbci", choices=["eegbci", "bci_iv_2a"])
     a.add_argument("--subjects", type=int, nargs="*", default=None, help="subjects to use (default: all found)")
     a.add_argument("--synthetic-out", default="runs/bci/synthetic_mi", help="where the synthetic set is written")
-    a.add_argument("--synthetic-subjects", type=int, default=10)
+    a.add_argument("--synthetic-subjects", type=int, default=20)
     a.add_argument("--seeds", type=int, default=5)
     a.add_argument("--config", default=None, help="AblationConfig JSON file (type 'bci_ablation')")
     a.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

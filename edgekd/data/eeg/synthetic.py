@@ -44,7 +44,7 @@ class SyntheticMIConfig(Config):
     channels: tuple[str, ...] = MOTOR_CHANNELS
     cue_s: float = 4.0  # imagery period after each cue (EEGMMI: ~4.1 s)
     rest_s: float = 2.0  # rest between cues (jittered +-0.5 s)
-    erd_depth: float = 0.45  # mean fractional drop of contralateral mu power during imagery
+    erd_depth: float = 0.6  # mean fractional drop of contralateral mu power during imagery
     snr: float = 1.0  # rhythm amplitude relative to the background
     seed: int = 0
 
