@@ -17,7 +17,9 @@ REF_LSB = 0                # int8 runtimes with TFLite's reference integer arith
 # conv, depthwise, pooling and add agree exactly. So: at most 1 LSB and at least 99% exact.
 LITERT_REF_LSB = 1
 LITERT_REF_MIN_EXACT = 0.99
-OPTIMIZED_LSB = 1          # vs LiteRT's default (XNNPACK) kernels, which round differently
+# vs LiteRT's default (XNNPACK) kernels, which round differently: 1 LSB per kernel, but the
+# differences compound through layers (measured up to 2 LSB at the output of a 6-layer toy net).
+OPTIMIZED_LSB = 2
 TORCH_INT8_ARGMAX = 0.95   # int8 artifact vs the torch PT2E-quantized graph (float-simulated)
 
 

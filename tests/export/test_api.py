@@ -186,6 +186,6 @@ def test_c_target_through_export(net, tmp_path):
     assert art.parity["passed"]
     assert checks["c_vs_tflm"]["max_lsb_diff"] == 0  # same reference integer arithmetic, bit-exact
     assert checks["c_vs_litert_ref"]["max_lsb_diff"] <= 1 and checks["c_vs_litert_ref"]["exact_fraction"] >= 0.99
-    assert checks["c_vs_litert_xnnpack"]["max_lsb_diff"] <= 1
+    assert checks["c_vs_litert_xnnpack"]["max_lsb_diff"] <= 2
     x_q = fe.interp.quantize(held.numpy(), *art.input_quant)
     np.testing.assert_array_equal(art.predict_raw(x_q), art.predict_raw(x_q, runtime="tflm"))
