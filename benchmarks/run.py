@@ -359,22 +359,21 @@ def host_bench(recs, model_name, model, arts, x, data, work_dir, quick, tflite_r
                  note="peak RSS of the runner process (interpreter + numpy + model)")
     if tflite_runtime_py is not None:
         for spec in specs:
-            if spec.get("resolver") == "reference":
-                continue
+            reference = spec.get("resolver") == "reference"
+            runtime = "tflite-runtime-ref" if reference else "tflite-runtime"
             try:
                 res = rt.run_tflite_runner(tflite_runtime_py, [{**spec, "threads": [1]}], warm, runs)
             except Exception as err:    # noqa: BLE001
-                recs.skip(model_name, "host", "tflite-runtime", f"latency {spec['key']}", err)
+                recs.skip(model_name, "host", runtime, f"latency {spec['key']}", err)
                 continue
             row = res["results"][0]
-            add_latency("tflite-runtime", row, threads=1, precision=spec["key"], version=row["version"])
-            recs.add(model_name, "host", "tflite-runtime", "peak_rss_bytes", res["peak_rss_bytes"], "B",
-                     precision=spec["key"])
-            ref = litert.get(("litert", spec["key"], 1))
+            add_latency(runtime, row, threads=1, precision=spec["key"], version=row["version"])
+            recs.add(model_name, "host", runtime, "peak_rss_bytes", res["peak_rss_bytes"], "B", precision=spec["key"])
+            ref = litert.get(("litert-ref" if reference else "litert", spec["key"], 1))
             if ref is not None:
                 diff = float(np.max(np.abs(np.asarray(row["output"], np.float64) - ref.astype(np.float64))))
-                recs.add(model_name, "host", "tflite-runtime", "max_abs_diff_vs_litert", diff,
-                         "LSB" if spec["key"] == "int8" else "abs", precision=spec["key"])
+                recs.add(model_name, "host", runtime, "max_abs_diff_vs_" + ("litert-ref" if reference else "litert"),
+                         diff, "LSB" if spec["key"] == "int8" else "abs", precision=spec["key"])
     if "c" not in arts:
         return
     c_art = arts["c"]
