@@ -181,3 +181,30 @@ def run_ablation(trials, config: AblationConfig | None = None, verbose=None) -> 
         per_seed.append(result)
         logger.info(f"seed {seed}: " + ", ".join(f"{a} {r['accuracy']:.3f}" for a, r in result.items()))
     return summarize(per_seed)
+
+
+def train_for_export(trials, seed: int = 0, cfg: AblationConfig | None = None, arm: str = "ldc_scheduled_curriculum"):
+    """One seed's teacher and one LDC arm, for export: returns a dict with the models, the fitted
+    quantizer, test indices, test levels and test epochs."""
+    from ..data.eeg.preprocess import Quantizer, features
+    from ..models.ldc import LDCClassifier
+
+    cfg = cfg or AblationConfig()
+    kinds = {"ldc_no_kd": {}, "ldc_const_alpha": {"alpha": cfg.const_alpha}, "ldc_scheduled": {"alpha": cfg.schedule},
+             "ldc_scheduled_curriculum": {"alpha": cfg.schedule, "curriculum": cfg.curriculum}}
+    if arm not in kinds:
+        raise ConfigError(f"train_for_export: arm must be one of {sorted(kinds)}, got {arm!r}")
+    train, val, test = split_indices(trials.y, seed, cfg.test_frac, cfg.val_frac)
+    fit_idx = np.concatenate([train, val])
+    teacher, mcfg = train_teacher(trials, train, val, seed, cfg)
+    feats = features(trials.x, trials.sfreq)
+    quant = Quantizer(cfg.num_levels).fit(feats[fit_idx])
+    levels = quant.transform(feats)
+    kw = dict(kinds[arm])
+    if kw:
+        kw["teacher_logits"] = teacher_logits(teacher, trials.x[fit_idx])
+    ldc = LDCClassifier(dim=cfg.dim, num_levels=cfg.num_levels, epochs=cfg.ldc_epochs, lr=cfg.ldc_lr,
+                        batch_size=cfg.batch_size, temperature=cfg.temperature, seed=seed)
+    ldc.fit(levels[fit_idx], trials.y[fit_idx], **kw)
+    return {"teacher": teacher, "teacher_config": mcfg, "ldc": ldc, "quantizer": quant, "test": test,
+            "fit": fit_idx, "test_levels": levels[test], "test_x": trials.x[test], "test_y": trials.y[test]}

@@ -18,7 +18,63 @@ def add_parser(sub):
                    help="override an AblationConfig field (JSON value), e.g. --set dim=128")
     a.add_argument("--out", default="reports/bci.json")
     a.set_defaults(func=run_ablation_cmd)
+
+    e = verbs.add_parser("export", help="train one teacher + LDC student and export them (LDC C, EEGNet int8)",
+                         description="LDC -> native C (bit-exact parity on the test trials); EEGNet -> int8 "
+                                     "through the normal export targets; summary.json with artifact accuracies.")
+    e.add_argument("--data", default=None, help="data root (default: the synthetic set, written if absent)")
+    e.add_argument("--dataset", default="eegbci", choices=["eegbci", "bci_iv_2a"])
+    e.add_argument("--subjects", type=int, nargs="*", default=None)
+    e.add_argument("--synthetic-out", default="runs/bci/synthetic_mi")
+    e.add_argument("--synthetic-subjects", type=int, default=20)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--arm", default="ldc_scheduled_curriculum", help="which LDC variant to export")
+    e.add_argument("--targets", nargs="*", default=["tflite", "c"], help="export targets for the int8 teacher")
+    e.add_argument("--out", default="exports/bci")
+    e.set_defaults(func=run_export_cmd)
     return p
+
+
+def run_export_cmd(args):
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from ..bci.ablation import AblationConfig, train_for_export
+    from ..data.eeg import load_trials
+    from ..io import atomic_write_json
+
+    from firmware_export import export
+    from firmware_export.targets.ldc_c import export_ldc_c
+
+    root = Path(args.data) if args.data else _synthetic(args)
+    trials = load_trials(args.dataset, path=root, subjects=args.subjects, verbose=args.verbose or None)
+    r = train_for_export(trials, args.seed, AblationConfig(), args.arm)
+    out = Path(args.out)
+    ldc = r["ldc"]
+    art = export_ldc_c(ldc.export_packed(), out / "ldc", name="bci_ldc", parity_levels=r["test_levels"],
+                       expected_scores=ldc.decision_function(r["test_levels"]))
+    summary = {"seed": args.seed, "data": str(root), "test_trials": len(r["test"]), "ldc": {
+        "arm": args.arm, "folder": str(out / "ldc"), "model_bytes": art.model_bytes,
+        "quantizer_bytes": 4 * r["quantizer"].edges_.size, "parity": art.parity,
+        "accuracy_python": float(ldc.score(r["test_levels"], r["test_y"])),
+        "accuracy_c": float((ldc.classes_[art.predict(r["test_levels"])] == r["test_y"]).mean())}}
+    teacher = r["teacher"].eval()
+    x_test = torch.from_numpy(r["test_x"][:, None])
+    with torch.no_grad():
+        summary["teacher_fp32_accuracy"] = float((teacher(x_test).argmax(1).numpy() == r["test_y"]).mean())
+    calib = torch.from_numpy(trials.x[r["fit"][:256], None])
+    for target in args.targets:
+        t_art = export(teacher, target=target, example_input=x_test[:1], out_dir=out / f"eegnet_{target}",
+                       calibration_data=calib, parity_inputs=x_test, name="eegnet")
+        pred = t_art.predict(x_test.numpy()).argmax(1)
+        summary[f"eegnet_{target}"] = {"folder": str(out / f"eegnet_{target}"), "precision": t_art.precision,
+                                       "parity_passed": bool(t_art.parity.get("passed")),
+                                       "accuracy": float((pred == r["test_y"]).mean()),
+                                       "file_bytes": sum(f.stat().st_size for f in t_art.files)}
+    atomic_write_json(out / "summary.json", summary)
+    print(json.dumps(summary, indent=2, default=str))
 
 
 def _synthetic(args):
@@ -44,6 +100,7 @@ def run_ablation_cmd(args):
     from ..bci import AblationConfig, run_ablation
     from ..config import Config, load_config
     from ..data.eeg import load_trials
+    from ..data.eeg.preprocess import BANDS
     from ..data.eeg.synthetic import is_synthetic
     from ..errors import ConfigError
     from ..io import atomic_write_json, atomic_write_text
@@ -63,6 +120,8 @@ def run_ablation_cmd(args):
         "dataset": args.dataset, "data": str(root), "synthetic": args.dataset == "eegbci" and is_synthetic(root),
         "trials": len(trials), "channels": len(trials.ch_names), "samples": int(trials.x.shape[-1]),
         "sfreq": trials.sfreq, "subjects": sorted(set(trials.subject.tolist())),
+        "num_features": len(trials.ch_names) * len(BANDS) + (4 if cfg.use_csp_features else 0),
+        "num_classes": len(trials.classes), "num_levels": cfg.num_levels, "dim": cfg.dim,
         "config": cfg.to_dict(), "seconds": round(time.perf_counter() - t0, 1), "machine": platform.machine(),
     }
     atomic_write_json(args.out, result)
