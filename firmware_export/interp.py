@@ -35,8 +35,12 @@ def tflite_interpreter(path, *, reference=False, num_threads=1):
     kwargs = {"model_path": str(path), "num_threads": num_threads}
     if reference:
         kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_REF
-    interp = Interpreter(**kwargs)
-    interp.allocate_tensors()
+    try:
+        interp = Interpreter(**kwargs)
+        interp.allocate_tensors()
+    except (ValueError, RuntimeError) as err:  # LiteRT reports damaged files as bare ValueErrors
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ExportError(f"{path}: not a loadable .tflite model, corrupt or truncated? ({first})") from None
     return interp
 
 

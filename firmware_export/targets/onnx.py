@@ -44,7 +44,11 @@ def _session(path):
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # noqa: BLE001  onnxruntime raises its own pybind exception types
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0].split(" failed:")[-1].strip()
+        raise ExportError(f"{path}: not a loadable .onnx model, corrupt or truncated? ({first})") from None
     name = session.get_inputs()[0].name
 
     def run(x):

@@ -1,0 +1,186 @@
+"""Bad input at the export, runtime, EEG and benchmark stages: clear errors naming the file, nothing left.
+
+The export folders under ``fixtures/`` are real ``firmware_export.export`` outputs of a 16-8-3 MLP
+(``tiny.onnx``, int8 ``tiny.tflite``), kept small so these tests need no conversion.
+"""
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgekd.cli import main
+from edgekd.errors import DataError, EdgeKDError
+
+FIXTURES = Path(__file__).parent / "fixtures"
+pytest.importorskip("onnxruntime")
+
+
+def _damaged_copy(tmp_path, target, damage):
+    folder = tmp_path / target
+    shutil.copytree(FIXTURES / target, folder)
+    model = next(p for p in folder.iterdir() if p.suffix in (".onnx", ".tflite"))
+    raw = model.read_bytes()
+    model.write_bytes({"truncate": raw[: len(raw) // 2], "empty": b"", "garbage": os.urandom(len(raw)),
+                       "text": b"this is not a model\n"}[damage])
+    return folder, model
+
+
+@pytest.mark.parametrize("target", ["onnx", "tflite"])
+def test_intact_fixtures_still_load_and_predict(target):
+    from firmware_export import load
+
+    art = load(FIXTURES / target)
+    y = art.predict(np.random.default_rng(0).random((3, 16), dtype=np.float32))
+    assert y.shape == (3, 3) and np.isfinite(y).all()
+
+
+@pytest.mark.parametrize("target", ["onnx", "tflite"])
+@pytest.mark.parametrize("damage", ["truncate", "empty", "garbage", "text"])
+def test_truncated_or_corrupt_model_file_in_an_export(tmp_path, target, damage):
+    from firmware_export import ExportError, load
+
+    folder, model = _damaged_copy(tmp_path, target, damage)
+    art = load(folder)
+    with pytest.raises(ExportError) as info:
+        art.predict(np.zeros((1, 16), np.float32))
+    message = str(info.value)
+    assert model.name in message and "\n" not in message.strip()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "garbage", "text"])
+def test_truncated_or_corrupt_tflite_given_to_the_reader_and_interpreter(tmp_path, damage):
+    from firmware_export import ExportError
+    from firmware_export.interp import tflite_interpreter
+    from firmware_export.tflite_reader import read_tflite
+
+    _folder, model = _damaged_copy(tmp_path, "tflite", damage)
+    with pytest.raises(ExportError, match=model.name):
+        read_tflite(model)
+    with pytest.raises(ExportError, match=model.name):
+        tflite_interpreter(model)
+
+
+def test_damaged_export_records(tmp_path):
+    from firmware_export import ExportError, load
+
+    folder = tmp_path / "onnx"
+    shutil.copytree(FIXTURES / "onnx", folder)
+    (folder / "export.json").write_text('{"format": ')
+    with pytest.raises(ExportError, match="unreadable export record"):
+        load(folder)
+    (folder / "export.json").unlink()
+    with pytest.raises(ExportError, match="export.json missing"):
+        load(folder)
+
+
+def _net():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_nan_or_inf_calibration_data_is_refused_and_nothing_written(tmp_path, bad):
+    from firmware_export import ExportError, export
+
+    cal = torch.rand(32, 16)
+    cal[5, 3] = bad
+    with pytest.raises(ExportError, match=r"calibration_data: 1 of 32 samples contain NaN or Inf"):
+        export(_net(), "tflite", example_input=torch.rand(1, 16), calibration_data=cal, out_dir=tmp_path / "out")
+    x = torch.rand(1, 16)
+    x[0, 0] = bad
+    with pytest.raises(ExportError, match="example_input contains NaN or Inf"):
+        export(_net(), "onnx", example_input=x, out_dir=tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unsupported_op_names_the_layer_and_writes_nothing(tmp_path):
+    from firmware_export import UnsupportedOpError, export
+
+    net = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.GELU(), torch.nn.Linear(8, 3))
+    with pytest.raises(UnsupportedOpError) as info:
+        export(net, "tflite", example_input=torch.rand(1, 16), calibration_data=torch.rand(8, 16),
+               out_dir=tmp_path / "out")
+    assert "GELU" in str(info.value) and "'1'" in str(info.value) and "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["../evil", "/etc/passwd", "a/b", "..", "", "x y", "int", "model.onnx"])
+def test_output_names_with_dotdot_or_absolute_paths_are_refused(tmp_path, name):
+    from firmware_export import ExportError, export
+
+    with pytest.raises(ExportError, match="name"):
+        export(_net(), "onnx", example_input=torch.rand(1, 16), out_dir=tmp_path / "out", name=name)
+    assert list(tmp_path.iterdir()) == []
+    assert not Path("/tmp/evil.onnx").exists()
+
+
+@pytest.mark.parametrize("out_dir", ["../escape/out", "exports/../../out"])
+def test_out_dir_with_parent_references_is_refused(tmp_path, out_dir, monkeypatch):
+    from firmware_export import ExportError, export
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ExportError, match=r"'\.\.' is not allowed"):
+        export(_net(), "onnx", example_input=torch.rand(1, 16), out_dir=out_dir)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- EEG files -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_eeg(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eeg")
+    assert main(["data", "eeg", "synthetic", "--out", str(root), "--subjects", "1", "--trials", "4",
+                 "--sfreq", "100"]) == 0
+    return root
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_corrupt_edf_gives_one_line_at_the_cli(tmp_path, capsys, small_eeg, damage):
+    root = tmp_path / "data"
+    shutil.copytree(small_eeg, root)
+    edf = sorted(root.rglob("*.edf"))[0]
+    raw = edf.read_bytes()
+    edf.write_bytes({"truncate": raw[: len(raw) // 3], "garbage": os.urandom(3000), "empty": b""}[damage])
+    capsys.readouterr()
+    assert main(["data", "eeg", "eegbci", "--path", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert edf.name in err and "\n" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("content", [b"", b"GDF 2.20" + b"\0" * 100, os.urandom(2048), b"GDF 2.20" + os.urandom(600)])
+def test_corrupt_gdf_gives_one_line_at_the_cli(tmp_path, capsys, content):
+    (tmp_path / "A01T.gdf").write_bytes(content)
+    capsys.readouterr()
+    assert main(["data", "eeg", "bci_iv_2a", "--path", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "A01T.gdf" in err and "\n" not in err and "Traceback" not in err
+
+
+def test_corrupt_gdf_through_the_reader(tmp_path):
+    from edgekd.data.eeg.bci_iv_2a import read_gdf
+
+    bad = tmp_path / "A02T.gdf"
+    bad.write_bytes(b"GDF 2.20" + b"\0" * 300)
+    with pytest.raises(DataError, match="A02T.gdf"):
+        read_gdf(bad)
+
+
+# ---- toolchain -------------------------------------------------------------------------------
+
+def test_missing_arm_toolchain_is_skipped_with_a_reason(tmp_path, monkeypatch):
+    from benchmarks import run as bench
+    from benchmarks.mcu import toolchain
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no arm-none-eabi-gcc on this PATH
+    assert toolchain.find_compiler() is None
+    recs = bench.Records({"arm_compiler": None})
+    bench.reference_kernel_bench(recs, tmp_path / "work")
+    assert len(recs.rows) == 1
+    row = recs.rows[0]
+    assert row["metric"] == "skipped" and row["value"] is None
+    assert "arm-none-eabi-gcc not found" in row["reason"] and "make toolchain" in row["reason"]
+    with pytest.raises(EdgeKDError, match="arm-none-eabi-gcc not found"):
+        toolchain.build_elf(tmp_path, "cortex-m4")
