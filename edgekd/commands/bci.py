@@ -30,6 +30,8 @@ def add_parser(sub):
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--arm", default="ldc_scheduled_curriculum", help="which LDC variant to export")
     e.add_argument("--targets", nargs="*", default=["tflite", "c"], help="export targets for the int8 teacher")
+    e.add_argument("--config", default=None, help="AblationConfig JSON file (type 'bci_ablation')")
+    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override an AblationConfig field")
     e.add_argument("--out", default="exports/bci")
     e.set_defaults(func=run_export_cmd)
     return p
@@ -41,7 +43,7 @@ def run_export_cmd(args):
 
     import torch
 
-    from ..bci.ablation import AblationConfig, train_for_export
+    from ..bci.ablation import train_for_export
     from ..data.eeg import load_trials
     from ..io import atomic_write_json
 
@@ -50,7 +52,7 @@ def run_export_cmd(args):
 
     root = Path(args.data) if args.data else _synthetic(args)
     trials = load_trials(args.dataset, path=root, subjects=args.subjects, verbose=args.verbose or None)
-    r = train_for_export(trials, args.seed, AblationConfig(), args.arm)
+    r = train_for_export(trials, args.seed, _config(args), args.arm)
     out = Path(args.out)
     ldc = r["ldc"]
     art = export_ldc_c(ldc.export_packed(), out / "ldc", name="bci_ldc", parity_levels=r["test_levels"],
@@ -91,25 +93,31 @@ def _synthetic(args):
     return write_synthetic_mi(args.synthetic_out, cfg)
 
 
+def _config(args, **fixed):
+    from ..bci import AblationConfig
+    from ..config import Config, load_config
+    from ..errors import ConfigError
+    from .distill import apply_overrides
+
+    base = load_config(args.config) if args.config else AblationConfig()
+    if not isinstance(base, AblationConfig):
+        raise ConfigError(f"{args.config}: expected a config of type 'bci_ablation', got {base._type_name!r}")
+    return Config.from_dict(apply_overrides(base.replace(**fixed).to_dict(), args.set))
+
+
 def run_ablation_cmd(args):
     import datetime
     import platform
     import time
     from pathlib import Path
 
-    from ..bci import AblationConfig, run_ablation
-    from ..config import Config, load_config
+    from ..bci import run_ablation
     from ..data.eeg import load_trials
     from ..data.eeg.preprocess import BANDS
     from ..data.eeg.synthetic import is_synthetic
-    from ..errors import ConfigError
     from ..io import atomic_write_json, atomic_write_text
-    from .distill import apply_overrides
 
-    base = load_config(args.config) if args.config else AblationConfig()
-    if not isinstance(base, AblationConfig):
-        raise ConfigError(f"{args.config}: expected a config of type 'bci_ablation', got {base._type_name!r}")
-    cfg = Config.from_dict(apply_overrides(base.replace(seeds=args.seeds).to_dict(), args.set))
+    cfg = _config(args, seeds=args.seeds)
     root = Path(args.data) if args.data else _synthetic(args)
     t0 = time.perf_counter()
     trials = load_trials(args.dataset, path=root, subjects=args.subjects, verbose=args.verbose or None)

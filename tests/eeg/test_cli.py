@@ -32,3 +32,14 @@ def test_bci_ablation_writes_every_arm(synthetic_root, tmp_path, capsys):
     assert report["ldc_no_kd"]["model_bytes"] < report["teacher"]["model_bytes"] < report["hdc_large"]["model_bytes"]
     assert report["csp_lda"]["accuracy"] > 0.7  # the clear-ERD test set is easy for CSP
     assert (tmp_path / "bci.md").read_text().count("|") > 20
+
+
+def test_bci_export_ldc_c(synthetic_root, tmp_path, capsys):
+    out = tmp_path / "exports"
+    assert main(["bci", "export", "--data", str(synthetic_root), "--out", str(out), "--set", "teacher_epochs=5",
+                 "--set", "ldc_epochs=20", "--targets"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    ldc = summary["ldc"]
+    assert ldc["parity"]["passed"] and ldc["parity"]["inputs"] == summary["test_trials"] == 36
+    assert ldc["accuracy_c"] == ldc["accuracy_python"] > 0.6
+    assert (out / "ldc" / "bci_ldc.c").is_file() and ldc["model_bytes"] == 464

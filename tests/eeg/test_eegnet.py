@@ -51,3 +51,16 @@ def test_exports_to_onnx_with_parity(tmp_path):
     assert art.parity["passed"]
     got = np.asarray(art.predict(torch.randn(4, 1, 8, 64).numpy()))
     assert got.shape == (4, 2)
+
+
+@pytest.mark.slow
+def test_exports_int8_tflite_with_parity(tmp_path):
+    """The teacher goes through the normal int8 path (PT2E -> LiteRT) with the export's parity record."""
+    pytest.importorskip("litert_torch")
+    from firmware_export import export
+
+    model = _eegnet(chans=8, times=64).eval()
+    x = torch.randn(1, 1, 8, 64)
+    art = export(model, target="tflite", example_input=x, out_dir=tmp_path / "eegnet_tflite",
+                 calibration_data=torch.randn(64, 1, 8, 64), parity_inputs=torch.randn(16, 1, 8, 64))
+    assert art.precision == "int8" and art.parity["passed"]
