@@ -378,6 +378,14 @@ def _mcu(doc, recs, plots):
     doc.p("Bound: MACs/2 cycles with SMLAD on M4/M7/M33 (two int8 MACs per cycle); 1 cycle per MAC on M0+ "
           "(single-cycle MULS). RAM = .data + .bss (arena, I/O buffers) + stack measured in emulation.")
     doc.img(plot_cycles_per_mac(plot_rows, plots / "cycles_per_mac.png"), "cycles per MAC vs bound")
+    prof_rows = []
+    for r in select(recs, metric="cycles", target="cortex-m4", opt="-O2"):
+        prof = r.get("profile") or {}
+        total = r["value"] or 1
+        prof_rows += [[r["model"], r["runtime"], fn, cyc, 100.0 * cyc / total] for fn, cyc in prof.items()]
+    if prof_rows:
+        doc.p("Where the cycles go (Cortex-M4 -O2, estimated cycles per function, largest first):")
+        doc.table(["model", "variant", "function", "cycles (est.)", "% of total"], prof_rows)
 
 
 def _arena(doc, recs, models):

@@ -36,6 +36,7 @@ FOLDED_REPORTS = ("demo.json", "bci.json", "generators.json", "selfdistill.json"
 REFERENCE_KERNEL = "reference-fc256x64"
 EMULATE_MAX_MACS = 1_000_000          # ~1 M emulated instructions/s: bigger models are sized, not emulated
 EMULATE_MAX_MACS_QUICK = 200_000
+SLOW_MODEL_MS = 2.0                   # torch latency above which a model gets fewer timed runs
 
 
 # ---- records -----------------------------------------------------------------------------------
@@ -188,7 +189,7 @@ def mcu_bench(recs, model, c_dir, x_q, expected, macs, *, name="model", kind="nn
                 if not emulate:
                     continue
                 try:
-                    trace = _emulate(build.elf, core, name, kind, x_q, expected, timeout_s)
+                    em, trace = _emulate(build.elf, core, name, kind, x_q, expected, timeout_s)
                 except EdgeKDError as err:
                     recs.skip(model, core, variant, f"emulate {opt}", err)
                     continue
@@ -206,7 +207,9 @@ def mcu_bench(recs, model, c_dir, x_q, expected, macs, *, name="model", kind="nn
                 if cm is None:
                     continue
                 cycles = trace.cycles(cm)
-                recs.add(model, core, variant, "cycles", cycles, "cycles", estimate=True, cost_model=cm.source, **tag)
+                top = dict(list(em.profile(trace, cm).items())[:8])
+                recs.add(model, core, variant, "cycles", cycles, "cycles", estimate=True, cost_model=cm.source,
+                         profile=top, **tag)
                 recs.add(model, core, variant, "latency_ms", cycles / (info.clock_mhz * 1e3), "ms", estimate=True,
                          **tag)
                 if macs:
@@ -230,10 +233,10 @@ def _emulate(elf, core, name, kind, x_q, expected, timeout_s):
     data = np.ascontiguousarray(x_q).reshape(-1).tobytes()
     if kind == "nn":
         n_out = int(np.asarray(expected).size)
-        em_call = em.call(f"{name}_invoke", data, bytes(n_out), outputs=[(1, n_out)], timeout_s=timeout_s)
+        trace = em.call(f"{name}_invoke", data, bytes(n_out), outputs=[(1, n_out)], timeout_s=timeout_s)
     else:
-        em_call = em.call(f"{name}_predict", data, timeout_s=timeout_s)
-    return em_call
+        trace = em.call(f"{name}_predict", data, timeout_s=timeout_s)
+    return em, trace
 
 
 def reference_kernel_bench(recs, work_dir, cores=None, opts=None):
@@ -318,6 +321,9 @@ def host_bench(recs, model_name, model, arts, x, data, work_dir, quick, tflite_r
         recs.add(model_name, "host", runtime, "latency_ms", res["median_ms"], "ms", p90_ms=res["p90_ms"],
                  runs=res["runs"], warmup=res["warmup"], **extra)
 
+    probe = rt.torch_latency(model, x, 1, 2, 5)
+    if probe["median_ms"] > SLOW_MODEL_MS:          # big models: fewer runs keep `make bench` to minutes
+        warm, runs = 3, 30
     for t in threads:
         try:
             add_latency("torch", rt.torch_latency(model, x, t, warm, runs), threads=t, precision="fp32")
@@ -425,6 +431,9 @@ def accuracy_bench(recs, model_name, model, arts, host, data, quick):
     recs.add(model_name, "host", "torch", "accuracy", float((pred == y).mean()), "fraction", precision="fp32",
              samples=n, split="test")
     if host is not None and "c" in arts:
+        per_call = host.time(_quantize(x[:1], arts["c"].input_quant), warmup=1, runs=3)["median_ms"]
+        if per_call > SLOW_MODEL_MS and n > 300:        # keep the accuracy pass to seconds
+            n, x, y = 300, x[:300], y[:300]
         xq = _quantize(x, arts["c"].input_quant)
         preds = np.array([int(np.argmax(host.predict(xi)[1])) for xi in xq])
         recs.add(model_name, "host", "native-c", "accuracy", float((preds == y).mean()), "fraction",

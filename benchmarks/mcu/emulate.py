@@ -62,6 +62,7 @@ class Emulator:
                               f"but got {core!r} instead.")
         self.segments = [(int(a), bytes(d), int(m)) for a, d, m in segments]   # (addr, data, memsz)
         self.symbols = dict(symbols)
+        self.functions: list[tuple[int, int, str]] = []     # (start, end, name), Thumb bit cleared
         self.core = core
         self._decoded: dict = {}
         from capstone import CS_ARCH_ARM, CS_MODE_MCLASS, CS_MODE_THUMB, Cs
@@ -75,7 +76,7 @@ class Emulator:
         from elftools.elf.elffile import ELFFile
         from elftools.elf.sections import SymbolTableSection
 
-        segments, symbols = [], {}
+        segments, symbols, functions = [], {}, []
         with open(elf, "rb") as fh:
             f = ELFFile(fh)
             for sec in f.iter_sections():
@@ -86,9 +87,29 @@ class Emulator:
                     for sym in sec.iter_symbols():
                         if sym.name and sym["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT"):
                             symbols[sym.name] = sym["st_value"]
+                        if sym.name and sym["st_info"]["type"] == "STT_FUNC" and sym["st_size"]:
+                            start = sym["st_value"] & ~1
+                            functions.append((start, start + sym["st_size"], sym.name))
         if not segments:
             raise EdgeKDError(f"{elf}: no loadable sections")
-        return cls(segments, symbols, core)
+        em = cls(segments, symbols, core)
+        em.functions = sorted(functions)
+        return em
+
+    def profile(self, trace: "Trace", model: CostModel | None = None) -> dict[str, int]:
+        """Cycles (or instructions without a cost model) per function, largest first."""
+        import bisect
+
+        starts = [f[0] for f in self.functions]
+        totals: dict[str, int] = defaultdict(int)
+        for (addr, _), (insns, count, taken) in trace.blocks.items():
+            i = bisect.bisect_right(starts, addr) - 1
+            name = self.functions[i][2] if i >= 0 and addr < self.functions[i][1] else f"0x{addr:08x}"
+            if model is None:
+                totals[name] += count * len(insns)
+            else:
+                totals[name] += count * model.block_cost(insns) + (taken * model.taken_cost(insns[-1]) if insns else 0)
+        return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
     def _new_uc(self):
         from unicorn import UC_ARCH_ARM, UC_MODE_MCLASS, UC_MODE_THUMB, Uc, arm_const
