@@ -1,6 +1,7 @@
 """Configs for the distill verb."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
@@ -60,6 +61,7 @@ class KDConfig(Config):
     epochs: int = 10
     batch_size: int = 64
     lr: float = 2e-3
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: lr * (1 + cos(pi p)) / 2
     weight_decay: float = 0.0
     temperature: float = 4.0
     alpha: AlphaSchedule = field(default_factory=AlphaSchedule)
@@ -67,6 +69,9 @@ class KDConfig(Config):
     # Feature matching (FitNets hints): pairs of (student module name, teacher module name).
     feature_pairs: list[tuple[str, str]] = field(default_factory=list)
     feature_weight: float = 0.0
+    # Random translation (pixels) of each training image; with a teacher, the teacher labels the
+    # same shifted view on the fly (consistent teaching), which is where small-data KD gains come from.
+    shift: int = 0
     seed: int = 0
     grad_clip: float = 0.0  # 0 disables clipping
 
@@ -79,10 +84,18 @@ class KDConfig(Config):
             raise ConfigError(f"KDConfig.lr: must be > 0, got {self.lr}")
         if not 0.0 < self.temperature <= 100.0:
             raise ConfigError(f"KDConfig.temperature: must be in (0, 100], got {self.temperature}")
+        if self.shift < 0:
+            raise ConfigError(f"KDConfig.shift: must be >= 0 pixels, got {self.shift}")
         if self.feature_weight < 0:
             raise ConfigError(f"KDConfig.feature_weight: must be >= 0, got {self.feature_weight}")
         if self.feature_weight > 0 and not self.feature_pairs:
             raise ConfigError("KDConfig.feature_pairs: feature_weight > 0 needs at least one (student, teacher) pair")
+
+
+    def lr_at(self, progress: float) -> float:
+        if self.lr_schedule == "cosine":
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+        return self.lr
 
 
 def train_config(**kw) -> KDConfig:

@@ -31,6 +31,7 @@ from ..errors import CheckpointError, ConfigError, DataError
 from ..log import is_verbose, logger, set_log_level
 from .config import KDConfig
 from .curriculum import difficulty, easy_first, pool_size
+from .augment import random_shift
 from .kd import feature_loss, kd_loss, soft_labels
 
 PRECISIONS = ("fp32", "bf16")
@@ -239,13 +240,23 @@ def distill(teacher, student, data, config: KDConfig, *, device="cpu", checkpoin
         bar = _progress(sampler.global_batches(), f"epoch {epoch + 1}/{config.epochs}", len(sampler))
         for b, (glob, idx) in enumerate(bar, start=first_batch):
             x, y = train.x[idx].to(device), train.y[idx].to(device)
+            if config.shift and len(idx):
+                x = random_shift(x, config.shift)
             alpha = config.alpha(step / total_steps) if uses_teacher else 0.0
+            for group in optimizer.param_groups:  # a pure function of the step: resume stays exact
+                group["lr"] = config.lr_at(step / total_steps)
             with autocast():
                 logits = model(x)
                 if len(idx) == 0:  # this rank's share of a tiny last batch: join the all-reduce with zeros
                     loss = logits.sum() * 0.0 + sum(p.sum() for p in projections.parameters()) * 0.0
                 else:
-                    t_logits = teacher_logits[idx].to(device) if teacher_logits is not None else None
+                    if teacher_logits is None:
+                        t_logits = None
+                    elif config.shift:  # the teacher labels the same augmented view
+                        with torch.no_grad():
+                            t_logits = teacher(x)
+                    else:
+                        t_logits = teacher_logits[idx].to(device)
                     loss = kd_loss(logits.float(), t_logits, y, alpha=alpha, temperature=config.temperature)
                     if taps is not None:
                         with torch.no_grad():
