@@ -4,6 +4,7 @@ The export folders under ``fixtures/`` are real ``firmware_export.export`` outpu
 (``tiny.onnx``, int8 ``tiny.tflite``), kept small so these tests need no conversion.
 """
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -184,3 +185,46 @@ def test_missing_arm_toolchain_is_skipped_with_a_reason(tmp_path, monkeypatch):
     assert "arm-none-eabi-gcc not found" in row["reason"] and "make toolchain" in row["reason"]
     with pytest.raises(EdgeKDError, match="arm-none-eabi-gcc not found"):
         toolchain.build_elf(tmp_path, "cortex-m4")
+
+
+# ---- layer names that try to inject C --------------------------------------------------------
+
+HOSTILE = ["conv */ int evil; /*", "x\n#define EVIL 1\n", "int", "'; system(\"rm -rf /\"); //"]
+ODD = ["conv-1 evil", "2", "int", "ünï__EVIL"]  # not C identifiers, but torch.export takes them
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("names", [HOSTILE, ODD], ids=["hostile", "odd"])
+def test_layer_names_cannot_inject_into_the_c_export(tmp_path, names):
+    """Module names are free text in torch: the export either refuses them with one clear line and
+    writes nothing, or they appear in the generated C only inside comments, and the C compiles."""
+    import subprocess
+
+    from firmware_export import ExportError, export
+
+    if not shutil.which("gcc"):
+        pytest.skip("gcc not installed")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential()
+    for name, module in zip(names, [torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                    torch.nn.Linear(4 * 10 * 10, 3)]):
+        net.add_module(name, module)
+    net.eval()
+    try:
+        art = export(net, "c", example_input=torch.rand(1, 1, 12, 12), calibration_data=torch.rand(64, 1, 12, 12),
+                     out_dir=tmp_path / "c", name="hostile")
+    except ExportError as err:
+        assert names is HOSTILE, f"plain odd names were refused: {err}"
+        assert "\n" not in str(err).strip() and list(tmp_path.iterdir()) == []
+        return
+    sources = [p for p in art.files if p.suffix in (".c", ".h")]
+    assert sources
+    for src in sources:
+        text = src.read_text()
+        code = re.sub(r"/\*.*?\*/", "", text, flags=re.S)  # what the compiler sees outside comments
+        assert "evil" not in code.lower() and "system(" not in code and "#define EVIL" not in text
+    runtime = Path(__import__("firmware_export").__file__).parent / "runtime"
+    done = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-c",
+                           *[str(p) for p in sources if p.suffix == ".c"], f"-I{runtime}", f"-I{art.path}"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
