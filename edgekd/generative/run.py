@@ -137,7 +137,7 @@ def run_generators(config: GeneratorsConfig, *, out="reports/generators.json", g
 
     set_log_level(verbose)
     torch.set_num_threads(1)
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     splits = load_images(config)
     shape, num_classes = tuple(splits.train.x.shape[1:]), splits.num_classes
     x_train = to_model(splits.train.x)
@@ -247,6 +247,7 @@ def run_generators(config: GeneratorsConfig, *, out="reports/generators.json", g
         cost["flops"][name] = nfe * flops_nfe
     report["cost"] = cost
     timings["total"] = time.perf_counter() - t_start
+    timings["total_cpu"] = time.process_time() - cpu_start  # CPU seconds of this process (machine may be shared)
     report["grids"] = sorted(str(p) for p in grid_dir.glob("*.png"))
     report["checkpoints"] = sorted(str(p) for p in run_dir.glob("*.pt"))
     atomic_write_json(out, report)
