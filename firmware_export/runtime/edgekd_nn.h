@@ -21,7 +21,7 @@ extern "C" {
 #define EKD_NN_VERSION 1
 
 /* 1 when the int8 dot products use the Arm DSP extension (SMLAD: two 16-bit MACs per instruction). */
-#if defined(__ARM_FEATURE_DSP) && !defined(EDGEKD_NN_NO_DSP)
+#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && !defined(EDGEKD_NN_NO_DSP)
 #define EKD_NN_USE_DSP 1
 #else
 #define EKD_NN_USE_DSP 0
@@ -29,17 +29,17 @@ extern "C" {
 
 /* ---- fixed-point helpers (same rounding as TFLite's reference kernels / gemmlowp) ---------- */
 
-/* round(a * b / 2^31) with ties away from zero; saturates the single overflow case. */
+/* TFLite's SaturatingRoundingDoublingHighMul: (a * b + nudge) / 2^31 truncated, with nudge 2^30
+ * for a * b >= 0 and 1 - 2^30 otherwise. For a * b < 0, truncation is a ceiling, and
+ * ceil((ab + 1 - 2^30) / 2^31) = floor((ab + 2^30) / 2^31), so both signs reduce to one
+ * arithmetic shift (checked against the two-branch form in tests/export). Saturates the
+ * single overflow case. Relies on >> of a negative value being arithmetic, as TFLite does. */
 static inline int32_t ekd_srdhm(int32_t a, int32_t b)
 {
-    int64_t ab;
-    int64_t nudge;
     if (a == b && a == INT32_MIN) {
         return INT32_MAX;
     }
-    ab = (int64_t)a * (int64_t)b;
-    nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
 }
 
 /* x / 2^exponent rounded to nearest, ties away from zero (exponent in [0, 31]). */
@@ -116,12 +116,15 @@ typedef struct {
 
 /* ---- kernels --------------------------------------------------------------------------------- */
 
+/* scratch: EKD_CONV_SCRATCH(k_h * k_w * in_c) int16 values, planned in the arena */
+#define EKD_CONV_SCRATCH(k) (2 * (k))
 void ekd_conv2d_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *bias,
-                   const int32_t *mult, const int32_t *shift, int8_t *out);
+                   const int32_t *mult, const int32_t *shift, int8_t *out, int16_t *scratch);
 void ekd_dwconv2d_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *bias,
                      const int32_t *mult, const int32_t *shift, int8_t *out);
+/* scratch: in_n int16 values, planned in the arena */
 void ekd_fc_s8(const ekd_fc_params *p, const int8_t *in, const int8_t *w, const int32_t *bias,
-               const int32_t *mult, const int32_t *shift, int8_t *out);
+               const int32_t *mult, const int32_t *shift, int8_t *out, int16_t *scratch);
 void ekd_avgpool_s8(const ekd_pool_params *p, const int8_t *in, int8_t *out);
 void ekd_maxpool_s8(const ekd_pool_params *p, const int8_t *in, int8_t *out);
 void ekd_add_s8(const ekd_add_params *p, const int8_t *a, const int8_t *b, int8_t *out);

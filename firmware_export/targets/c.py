@@ -107,6 +107,7 @@ class _Step:
     decls: list = field(default_factory=list)
     macs: int = 0
     alias: bool = False     # reshape-like: output shares the input's storage, no call
+    scratch: int = 0        # bytes of arena scratch the kernel needs during this step only
 
 
 def _q1(t: Tensor, what: str, layer: str) -> tuple[float, int]:
@@ -236,10 +237,14 @@ class _Lowering:
                       stride_w=sw, dil_h=dh, dil_w=dw, pad_h=ph, pad_w=pw, depth_multiplier=dm,
                       in_offset=-zin, out_offset=zout, act_min=lo, act_max=hi)
         decls.append(_struct("ekd_conv_params", pname, fields))
-        fn = "ekd_dwconv2d_s8" if depthwise else "ekd_conv2d_s8"
-        call = f"{fn}(&{pname}, {{in0}}, {self.ident(k, 'w')}, {bname}, {self.ident(k, 'mult')}, {self.ident(k, 'shift')}, {{out}});"
+        w_args = f"{self.ident(k, 'w')}, {bname}, {self.ident(k, 'mult')}, {self.ident(k, 'shift')}"
+        if depthwise:
+            call, scratch = f"ekd_dwconv2d_s8(&{pname}, {{in0}}, {w_args}, {{out}});", 0
+        else:
+            kk = kh * kw * ic
+            call, scratch = f"ekd_conv2d_s8(&{pname}, {{in0}}, {w_args}, {{out}}, {{scratch}});", 2 * (2 * kk)
         macs = oh * ow * oc * kh * kw * (1 if depthwise else ic)
-        self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, macs))
+        self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, macs, scratch=scratch))
 
     def lower_conv_2d(self, op, layer):
         self._conv(op, layer, depthwise=False)
@@ -264,8 +269,10 @@ class _Lowering:
         rows = inp.size // n_in
         decls.append(_struct("ekd_fc_params", pname, dict(in_n=n_in, out_n=n_out, rows=rows, in_offset=-zin,
                                                           out_offset=zout, act_min=lo, act_max=hi)))
-        call = f"ekd_fc_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {bname}, {self.ident(k, 'mult')}, {self.ident(k, 'shift')}, {{out}});"
-        self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, rows * n_in * n_out))
+        call = (f"ekd_fc_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {bname}, {self.ident(k, 'mult')}, "
+                f"{self.ident(k, 'shift')}, {{out}}, {{scratch}});")
+        self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, rows * n_in * n_out,
+                                scratch=2 * n_in))
 
     # pooling -----------------------------------------------------------------------------------
     def _pool(self, op, layer, fn):
@@ -439,7 +446,7 @@ def plan_arena(buffers: dict, align: int = 4) -> ArenaPlan:
     """Greedy first-fit by decreasing size over buffers {id: (size, first, last)}; buffers whose
     lifetimes (inclusive step ranges) overlap never share bytes, dead ones are reused."""
     sizes = {b: -(-int(s) // align) * align for b, (s, _, _) in buffers.items()}
-    order = sorted(buffers, key=lambda b: (-sizes[b], buffers[b][1], b))
+    order = sorted(buffers, key=lambda b: (-sizes[b], buffers[b][1], str(b)))
     placed: list = []
     offsets = {}
     for b in order:
@@ -677,6 +684,8 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
             if isinstance(r, int):
                 size, first, last = buffers.get(r, (graph.tensors[r].size, k, k))
                 buffers[r] = (size, min(first, k), max(last, k))
+        if s.scratch:
+            buffers[("scratch", k)] = (s.scratch, k, k)
     plan = plan_arena(buffers)
 
     def ref(t):
@@ -685,7 +694,7 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
             return "input"
         if r == "output":
             return "output"
-        return f"(arena + {plan.offsets[r]})"
+        return f"({name}_arena.bytes + {plan.offsets[r]})"
 
     macs = sum(s.macs for s in steps)
     facts = dict(input_shape=tuple(tin.shape), output_shape=tuple(tout.shape))
@@ -700,8 +709,8 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
                           f"output {list(tout.shape)} int8 (scale {float(s_out)!r}, zero point {z_out})"),
              cgen.constant(f"{NAME}_INPUT_SIZE", tin.size),
              cgen.constant(f"{NAME}_OUTPUT_SIZE", tout.size),
-             cgen.comment(f"static arena planned at export time: {plan.size} bytes for {len(buffers)} buffers "
-                          f"(sum without reuse: {sum(plan.sizes.values())} bytes)"),
+             cgen.comment(f"static arena planned at export time: {plan.size} bytes for {len(buffers)} buffers, "
+                          f"kernel scratch included (sum without reuse: {sum(plan.sizes.values())} bytes)"),
              cgen.constant(f"{NAME}_ARENA_SIZE", plan.size),
              cgen.constant(f"{NAME}_MACS", macs),
              cgen.constant(f"{NAME}_INPUT_ZERO_POINT", z_in),
@@ -720,7 +729,8 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
     cbody = [cgen.banner(f"native C model '{name}' from {_safe_text(Path(graph.path).name)}", cfg),
              f'#include "{name}.h"\n#include "edgekd_nn.h"\n\n']
     if plan.size:
-        cbody.append(f"static union {{\n    int32_t align_;\n    int8_t bytes[{NAME}_ARENA_SIZE];\n}} {name}_arena;\n\n")
+        cbody.append(f"static union {{\n    int32_t align_;\n    int16_t h[{NAME}_ARENA_SIZE / 2];\n"
+                     f"    int8_t bytes[{NAME}_ARENA_SIZE];\n}} {name}_arena;\n\n")
     calls = []
     for k, s in enumerate(steps):
         head = f"step {k}: {s.op.op if s.op is not None else 'COPY'} {s.layer}"
@@ -730,12 +740,12 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
             cbody.append("\n")
         if s.call:
             fmt = {"out": ref(s.output)}
+            if s.scratch:
+                fmt["scratch"] = f"({name}_arena.h + {plan.offsets[('scratch', k)] // 2})"
             for j, i in enumerate(s.inputs):
                 fmt[f"in{j}"] = ref(i)
             calls.append("    " + cgen.comment(head).strip() + "\n    " + s.call.format(**fmt) + "\n")
     cbody.append(f"int {name}_invoke(const int8_t *input, int8_t *output)\n{{\n")
-    if plan.size:
-        cbody.append(f"    int8_t *arena = {name}_arena.bytes;\n")
     cbody.append("    if (input == NULL || output == NULL) {\n        return -1;\n    }\n")
     cbody.extend(calls)
     cbody.append("    return 0;\n}\n")

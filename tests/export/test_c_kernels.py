@@ -440,3 +440,43 @@ def test_litert_single_op_exact(tmp_path, litert_single_ops, name):
     path = litert_single_ops[name]
     y, _ = check_exact(tmp_path, path.read_bytes(), np.random.default_rng(1), n=20, name=name)
     assert len(np.unique(y)) > 4
+
+
+def test_srdhm_single_shift_equals_two_branch_definition(tmp_path):
+    """ekd_srdhm's one-shift form equals TFLite's (ab + nudge) / 2^31 with a sign-dependent nudge,
+    on edge values and 2 million random pairs (computed in C, compared in C)."""
+    import subprocess
+
+    from firmware_export.targets import c as ctarget
+
+    src = r'''
+#include <stdio.h>
+#include "edgekd_nn.h"
+static int32_t two_branch(int32_t a, int32_t b) {
+    int64_t ab, nudge;
+    if (a == b && a == INT32_MIN) return INT32_MAX;
+    ab = (int64_t)a * b;
+    nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+static uint32_t s = 12345u;
+static int32_t rnd(void) { s = s * 1664525u + 1013904223u; return (int32_t)s; }
+int main(void) {
+    static const int32_t edge[] = {0, 1, -1, 2, -2, 3, -3, INT32_MIN, INT32_MAX, INT32_MIN + 1,
+                                   1 << 30, -(1 << 30), (1 << 30) + 1, -(1 << 30) - 1, 46341, -46341};
+    long bad = 0, i, j, n = (long)(sizeof edge / sizeof edge[0]);
+    for (i = 0; i < n; ++i) for (j = 0; j < n; ++j) bad += ekd_srdhm(edge[i], edge[j]) != two_branch(edge[i], edge[j]);
+    for (i = 0; i < 2000000; ++i) {
+        int32_t a = rnd(), b = rnd();
+        if (i & 1) a >>= (i % 31);
+        bad += ekd_srdhm(a, b) != two_branch(a, b);
+    }
+    printf("%ld\n", bad);
+    return 0;
+}
+'''
+    (tmp_path / "srdhm.c").write_text(src)
+    exe = tmp_path / "srdhm"
+    subprocess.run(["gcc", *ctarget.CFLAGS, "-I", str(ctarget.RUNTIME_DIR), str(tmp_path / "srdhm.c"), "-o", str(exe)],
+                   check=True)
+    assert subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.strip() == "0"

@@ -121,7 +121,7 @@ def test_header_abi_and_files(every_op_c):
 
 def test_arena_reuses_dead_buffers(every_op_c):
     c = (every_op_c.out_dir / "net.c").read_text()
-    offsets = {int(v) for v in re.findall(r"arena \+ (\d+)\)", c)}
+    offsets = {int(v) for v in re.findall(r"net_arena\.bytes \+ (\d+)\)", c)}
     assert len(offsets) >= 2
     # the largest activation is 11*11*8 = 968 bytes; three are alive around the residual add
     assert every_op_c.arena_bytes <= 3 * 968 + 16
