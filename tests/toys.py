@@ -57,3 +57,10 @@ def randomize_bn(model, seed=0):
                 m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
                 m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
     return model.eval()
+
+
+def digits_cnn(width=8, num_classes=10):
+    """A small conv net for 8x8 digits (conv, relu, maxpool, depthwise conv, relu6, flatten, linear)."""
+    return nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(width, width, 3, padding=1, groups=width), nn.ReLU6(), nn.Flatten(),
+                         nn.Linear(width * 16, num_classes))

@@ -1,0 +1,165 @@
+"""int8 quantization with torchao PT2E: post-training (PTQ) and quantization-aware training (QAT).
+
+Both use litert-torch's ``PT2EQuantizer`` with ``get_symmetric_quantization_config(is_per_channel=True,
+is_dynamic=False)``: symmetric per-channel int8 weights, static per-tensor int8 activations. The
+result is ONE quantized graph (a ``torch.fx.GraphModule`` after ``convert_pt2e``) that evaluates in
+torch (float-simulated int8) and that ``firmware_export.export`` converts, unchanged, into a fully
+integer .tflite, a TFLM array and native C. (firmware_export builds the same quantizer itself, since
+it never imports edgekd's training code; a test checks that both give identical graphs.)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..config import Config, register
+from ..errors import ConfigError, DataError, invalid_value
+from ..log import logger, set_log_level
+
+METHODS = ("ptq", "qat")
+
+
+@register("int8_pt2e")
+@dataclass
+class Int8Config(Config):
+    method: str = "ptq"               # ptq: calibrate only; qat: fake-quant fine-tuning, then convert
+    calibration_samples: int = 256    # train samples the observers see (PTQ), first in seeded order
+    qat_epochs: int = 3
+    qat_lr: float = 5e-4
+    batch_size: int = 64
+    kd_alpha: float = 0.5             # QAT with a teacher: weight of the soft-target term (Hinton et al. 2015)
+    temperature: float = 4.0
+    seed: int = 0
+
+    def validate(self):
+        if self.method not in METHODS:
+            raise ConfigError("Int8Config.method: " + invalid_value("method", METHODS, self.method))
+        for name in ("calibration_samples", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"Int8Config.{name}: must be at least 1, got {getattr(self, name)}")
+        if self.qat_epochs < 0 or self.qat_lr <= 0:
+            raise ConfigError(f"Int8Config: qat_epochs >= 0 and qat_lr > 0 expected, got {self.qat_epochs}, "
+                              f"{self.qat_lr}")
+        if not 0.0 <= self.kd_alpha <= 1.0:
+            raise ConfigError(f"Int8Config.kd_alpha: expected a value in [0, 1], got {self.kd_alpha}")
+
+
+def int8_quantizer():
+    """litert-torch's PT2E quantizer, symmetric per-channel weights and static per-tensor activations."""
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+
+    return PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+
+
+def export_for_quantization(model, example_input):
+    """``torch.export`` with a symbolic batch dimension, so the quantized graph also runs batches."""
+    x = example_input[:1].expand(2, *example_input.shape[1:]).contiguous()
+    batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    try:
+        return torch.export.export(model, (x,), dynamic_shapes=({0: batch},)).module()
+    except Exception:  # noqa: BLE001 - a graph that specializes its batch still quantizes statically
+        return torch.export.export(model, (example_input[:1],)).module()
+
+
+def _finish(graph):
+    from torchao.quantization.pt2e import allow_exported_model_train_eval, move_exported_model_to_eval
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+    move_exported_model_to_eval(graph)
+    graph = convert_pt2e(graph, fold_quantize=False)
+    allow_exported_model_train_eval(graph)
+    graph.eval()
+    return graph
+
+
+def _check_inputs(x, what):
+    if not torch.isfinite(x).all():
+        raise DataError(f"{what}: inputs contain NaN or Inf values")
+
+
+def ptq(model, calibration: torch.Tensor, *, batch_size=64):
+    """Post-training quantization: export -> ``prepare_pt2e`` -> observe ``calibration`` -> ``convert_pt2e``."""
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+    _check_inputs(calibration, "calibration data")
+    graph = prepare_pt2e(export_for_quantization(model.eval(), calibration), int8_quantizer())
+    with torch.no_grad():
+        for start in range(0, len(calibration), batch_size):
+            graph(calibration[start:start + batch_size])
+    return _finish(graph)
+
+
+def qat(model, train, config: Int8Config, *, teacher=None):
+    """Quantization-aware training: ``prepare_qat_pt2e``, fine-tune with fake quant, ``convert_pt2e``.
+
+    Loss: cross-entropy, or with a teacher ``(1 - a) * CE + a * T^2 * KL(teacher_T || student_T)``
+    (Hinton et al. 2015, eq. 2).
+    """
+    from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
+
+    _check_inputs(train.x, "QAT training data")
+    gen = torch.Generator().manual_seed(config.seed)
+    graph = prepare_qat_pt2e(export_for_quantization(model.train(), train.x[:2]), int8_quantizer())
+    with torch.no_grad():  # start the observers on calibration data, as PTQ would
+        move_exported_model_to_eval(graph)
+        idx = torch.randperm(len(train), generator=gen)[:config.calibration_samples]
+        graph(train.x[idx])
+    opt = torch.optim.Adam(graph.parameters(), lr=config.qat_lr)
+    for epoch in range(config.qat_epochs):
+        move_exported_model_to_train(graph)
+        order = torch.randperm(len(train), generator=gen)
+        total = 0.0
+        for start in range(0, len(order), config.batch_size):
+            batch = order[start:start + config.batch_size]
+            x, y = train.x[batch], train.y[batch]
+            logits = graph(x)
+            loss = F.cross_entropy(logits, y)
+            if teacher is not None and config.kd_alpha > 0:
+                with torch.no_grad():
+                    t_logits = teacher(x)
+                t = config.temperature
+                soft = F.kl_div(F.log_softmax(logits / t, -1), F.log_softmax(t_logits / t, -1), log_target=True,
+                                reduction="batchmean") * t * t
+                loss = (1 - config.kd_alpha) * loss + config.kd_alpha * soft
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(batch)
+        logger.info(f"int8 QAT epoch {epoch + 1}/{config.qat_epochs}: loss {total / len(train):.4f}")
+    return _finish(graph)
+
+
+def quantize(model, config: Int8Config, data, *, teacher=None, verbose=None):
+    """The verb: a float student and its data splits in, the int8 PT2E graph out."""
+    set_log_level(verbose)
+    train = data.train
+    if len(train) == 0:
+        raise DataError("quantize: the training split is empty")
+    if config.method == "ptq":
+        gen = torch.Generator().manual_seed(config.seed)
+        idx = torch.randperm(len(train), generator=gen)[:config.calibration_samples]
+        return ptq(model, train.x[idx], batch_size=config.batch_size)
+    return qat(model, train, config, teacher=teacher.eval() if teacher is not None else None)
+
+
+def int8_bytes(model) -> dict:
+    """Storage of the int8 model: int8 weights, int32 biases (matches ``edgekd.demo.param_bytes``)."""
+    params = sum(p.numel() for p in model.parameters()) if any(True for _ in model.parameters()) else None
+    if params is None:  # a converted graph keeps weights as attributes, not parameters
+        tensors = [t for n, t in model.named_buffers()] + [getattr(model, n) for n in _attr_names(model)]
+        weights = sum(t.numel() for t in tensors if t.ndim > 1)
+        biases = sum(t.numel() for t in tensors if t.ndim == 1 and t.is_floating_point() and t.numel() > 1)
+        return {"params": weights + biases, "bytes_int8": weights + 4 * biases}
+    biases = sum(p.numel() for n, p in model.named_parameters() if n.endswith("bias"))
+    return {"params": params, "bytes_int8": params - biases + 4 * biases}
+
+
+def _attr_names(graph):
+    names = []
+    for node in graph.graph.nodes:
+        if node.op == "get_attr" and not str(node.target).startswith("_"):
+            names.append(str(node.target))
+    return names
