@@ -88,15 +88,19 @@ class HostModel:
         status = self._lib.edgekd_call(x.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p))
         return status, out[: self.entry.output_size]
 
-    def time(self, x, warmup=20, runs=200, min_run_us=50.0) -> dict:
+    def time(self, x, warmup=20, runs=200, min_run_us=50.0, budget_s=3.0) -> dict:
         """Median/p90 latency in ms over ``runs`` timed runs after ``warmup`` calls; fast calls are
-        repeated ``inner`` times per run so that one run lasts at least ``min_run_us``."""
+        repeated ``inner`` times per run so that one run lasts at least ``min_run_us``; slow calls get
+        fewer runs (about ``budget_s`` in all, at least 10)."""
         x, out = self._buffers(x)
         ns = np.zeros(runs, dtype=np.float64)
         args = (x.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p))
         probe = np.zeros(5, dtype=np.float64)
         self._lib.edgekd_bench(*args, 2, 5, 1, probe.ctypes.data_as(ctypes.c_void_p))
-        inner = max(1, int(np.ceil(min_run_us * 1e3 / max(float(np.median(probe)), 1.0))))
+        per_call_ns = max(float(np.median(probe)), 1.0)
+        inner = max(1, int(np.ceil(min_run_us * 1e3 / per_call_ns)))
+        runs = int(max(min(runs, 10), min(runs, budget_s * 1e9 / (per_call_ns * inner))))
+        ns = ns[:runs]
         self._lib.edgekd_bench(*args, warmup, runs, inner, ns.ctypes.data_as(ctypes.c_void_p))
         ms = ns / 1e6
         return {"median_ms": float(statistics.median(ms)), "p90_ms": float(np.percentile(ms, 90)),

@@ -26,10 +26,24 @@ RUNNER = Path(__file__).resolve().parent / "tflite_runner.py"
 TFLITE_RUNTIME_VENV = Path(".venv-tflite-runtime")
 
 
-def time_calls(fn, warmup=10, runs=100) -> dict:
-    """Median and p90 in ms of ``fn()`` over ``runs`` timed calls after ``warmup`` untimed ones."""
-    for _ in range(warmup):
+BUDGET_S = 3.0          # timed runs per runtime are capped so that they take about this long
+MIN_RUNS = 10
+
+
+def capped_runs(runs, seconds_per_call, budget_s=BUDGET_S, min_runs=MIN_RUNS) -> int:
+    """``runs``, reduced for slow models so the timed loop lasts about ``budget_s`` (never below min_runs)."""
+    if seconds_per_call <= 0:
+        return runs
+    return int(max(min(runs, min_runs), min(runs, budget_s / seconds_per_call)))
+
+
+def time_calls(fn, warmup=10, runs=100, budget_s=BUDGET_S) -> dict:
+    """Median and p90 in ms of ``fn()`` over ``runs`` timed calls after ``warmup`` untimed ones
+    (fewer runs when they would exceed ``budget_s``; the count used is returned)."""
+    t0 = time.perf_counter()
+    for _ in range(max(1, warmup)):
         fn()
+    runs = capped_runs(runs, (time.perf_counter() - t0) / max(1, warmup), budget_s)
     samples = []
     for _ in range(runs):
         t0 = time.perf_counter()

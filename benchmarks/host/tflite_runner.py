@@ -5,7 +5,7 @@ main venv (``ai_edge_litert``) and in the small ``numpy<2`` venv (``tflite_runti
 ``make bench`` creates. Request (JSON): {"models": [{"key", "path", "input", "threads": [1, N],
 "resolver": "default"|"reference"}], "warmup", "runs"}; ``input`` is an .npy file of float32
 values that the runner quantizes with the model's own input scale/zero point when the input is
-int8. Result (JSON): per model and thread count, latency samples in ms, the raw output, the
+int8; timed runs are capped so they last about ``budget_s`` (default 3). Result (JSON): per model and thread count, latency samples in ms, the raw output, the
 interpreter's name and version, and the process's peak RSS.
 
     python tflite_runner.py request.json result.json
@@ -50,7 +50,7 @@ def percentile(samples, q):
     return float(np.percentile(np.asarray(samples, dtype=np.float64), q))
 
 
-def run_model(spec, warmup, runs):
+def run_model(spec, warmup, runs, budget_s=3.0):
     Interpreter, Resolver, name, version = load_interpreter()
     x = np.load(spec["input"]).astype(np.float32)
     results = []
@@ -65,11 +65,14 @@ def run_model(spec, warmup, runs):
         inp = interp.get_input_details()[0]
         out = interp.get_output_details()[0]
         xq = quantize_input(x.reshape(inp["shape"]), inp)
-        for _ in range(warmup):
+        t0 = time.perf_counter()
+        for _ in range(max(1, warmup)):
             interp.set_tensor(inp["index"], xq)
             interp.invoke()
+        per_call = (time.perf_counter() - t0) / max(1, warmup)
+        n_runs = int(max(min(runs, 10), min(runs, budget_s / per_call))) if per_call > 0 else runs
         samples = []
-        for _ in range(runs):
+        for _ in range(n_runs):
             t0 = time.perf_counter()
             interp.set_tensor(inp["index"], xq)
             interp.invoke()
@@ -78,7 +81,7 @@ def run_model(spec, warmup, runs):
         scale, zero = out["quantization"]
         results.append({
             "key": spec["key"], "threads": int(threads), "resolver": spec.get("resolver", "default"),
-            "runtime": name, "version": version, "runs": runs, "warmup": warmup,
+            "runtime": name, "version": version, "runs": n_runs, "warmup": warmup,
             "median_ms": statistics.median(samples), "p90_ms": percentile(samples, 90),
             "output": y.reshape(-1).tolist(), "output_dtype": str(y.dtype),
             "output_scale": float(scale), "output_zero_point": int(zero),
@@ -108,7 +111,8 @@ def main(argv=None):
         request = json.load(fh)
     rows = []
     for spec in request["models"]:
-        rows += run_model(spec, int(request.get("warmup", 10)), int(request.get("runs", 100)))
+        rows += run_model(spec, int(request.get("warmup", 10)), int(request.get("runs", 100)),
+                          float(request.get("budget_s", 3.0)))
     peak = peak_rss_bytes()
     with open(argv[1], "w") as fh:
         json.dump({"results": rows, "peak_rss_bytes": peak, "python": sys.version.split()[0],
