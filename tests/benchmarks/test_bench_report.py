@@ -46,6 +46,8 @@ def test_tables_carry_the_fixture_numbers(rendered):
     assert "| ldc_scheduled_curriculum | 0.66 |" in md                # folded EEG table
     assert "3,120 cycles (est.)" in md                               # LDC on M4 line
     assert "export c | parity.json | int8 | passed" in md
+    profile = md.split("Where the cycles go")[1].split("##")[0]
+    assert "| student_alone_seed0 | native-c | ekd_dwconv2d_s8 |" in profile and "| 70 |" in profile
 
 
 def test_plots_written_and_embedded(rendered):
