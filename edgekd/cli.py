@@ -17,6 +17,7 @@ COMMANDS = [
     "edgekd.commands.bci",
     "edgekd.commands.generators",
     "edgekd.commands.selfdistill",
+    "edgekd.commands.export",
 ]
 
 

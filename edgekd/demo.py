@@ -49,6 +49,15 @@ def param_bytes(model) -> dict:
 EXTRA_STAGES: list = []
 
 
+def _quant_stage(context):
+    from .quant.stage import quant_rows  # lazy: torchao / litert-torch / brevitas load only when the demo runs
+
+    return quant_rows(context)
+
+
+EXTRA_STAGES.append(_quant_stage)  # rows: int8 PTQ, int8 QAT, 4-bit brevitas (issue 3)
+
+
 def run_demo(config: DemoConfig = None, *, out_dir="reports", run_dir="runs/demo", fresh=False, verbose=None):
     set_log_level(verbose)
     config = config or DemoConfig()
@@ -91,6 +100,29 @@ def run_demo(config: DemoConfig = None, *, out_dir="reports", run_dir="runs/demo
     atomic_write_text(out_dir / "demo.md", table)
     print(table)
     return report
+
+
+def demo_student(run_dir="runs/demo", *, config: DemoConfig = None, fresh=False, verbose=None):
+    """The demo's distilled student (seed 0) as ``(model, checkpoint_path, data)``.
+
+    Reuses ``runs/demo/student_kd_seed0.pt`` when it was made with the demo's configs; otherwise
+    trains the teacher and this one student arm exactly as ``run_demo`` would.
+    """
+    set_log_level(verbose)
+    config = config or DemoConfig()
+    run_dir = Path(run_dir)
+    data = load_dataset(config.dataset, seed=0)
+    teacher_cfg = config.teacher.replace(input_shape=data.input_shape, num_classes=data.num_classes)
+    student_cfg = config.student.replace(input_shape=data.input_shape, num_classes=data.num_classes)
+    seed = config.seeds[0]
+    path = run_dir / f"student_kd_seed{seed}.pt"
+    teacher = None
+    if fresh or not path.is_file():
+        teacher, _ = _trained(teacher_cfg, config.teacher_train.replace(seed=0), None, data, run_dir / "teacher.pt",
+                              fresh, "teacher")
+    student, _ = _trained(student_cfg, config.student_kd.replace(seed=seed), teacher, data, path, fresh,
+                          f"student_kd seed {seed}")
+    return student, path, data
 
 
 def _trained(model_cfg, train_cfg, teacher, data, path, fresh, label):

@@ -35,7 +35,7 @@ def load(path) -> Artifact:
 
 
 def export(model, target="onnx", *, example_input, out_dir, calibration_data=None, precision=None, name="model",
-           parity_inputs=None, verbose=None) -> Artifact:
+           parity_inputs=None, float_reference=None, verbose=None) -> Artifact:
     """Export ``model`` to ``target`` in ``out_dir`` and prove it with a parity record.
 
     ``model``: a float ``torch.nn.Module`` made of :data:`SUPPORTED_OPS`, or an int8 PT2E graph from
@@ -43,7 +43,9 @@ def export(model, target="onnx", *, example_input, out_dir, calibration_data=Non
     ``(1, ...)``. ``calibration_data``: float inputs ``(N, ...)`` for int8 targets (a few hundred).
     ``precision``: ``"int8"`` (default for tflite/tflm/c) or ``"fp32"`` (onnx, tflite).
     ``parity_inputs``: held-out float inputs ``(N, ...)``; default is 64 seeded random inputs in
-    the calibration range. Raises :class:`ParityError` (and writes nothing) if parity fails.
+    the calibration range. ``float_reference``: when ``model`` is an int8 PT2E graph, the float model
+    it came from, compared for information. Raises :class:`ParityError` (and writes nothing) if
+    parity fails.
     """
     from edgekd.io import atomic_dir
     from edgekd.log import logger, set_log_level
@@ -89,7 +91,8 @@ def export(model, target="onnx", *, example_input, out_dir, calibration_data=Non
     else:
         p_in, p_desc = _random_inputs(calibration if calibration is not None else x)
     job = ExportJob(name=name, precision=precision, example_input=x, parity_inputs=p_in, parity_inputs_desc=p_desc,
-                    float_model=None if prequantized else model, calibration=calibration, quantized=quantized,
+                    float_model=(float_reference.eval() if float_reference is not None else None) if prequantized
+                    else model, calibration=calibration, quantized=quantized,
                     quantized_desc=QUANTIZER_DESC if precision == "int8" else {}, verbose=verbose)
     from . import parity as parity_mod
 
