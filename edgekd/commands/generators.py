@@ -13,15 +13,18 @@ def add_parser(sub):
     p.add_argument("--samples", type=int, default=None, help="generated images per method and step count (default 2000)")
     p.add_argument("--export", default="", help="export the one-step generators: comma-separated target[:precision], "
                                                  "e.g. onnx,tflite:fp32,tflite:int8,c")
+    p.add_argument("--export-only", action="store_true",
+                   help="skip training: export the checkpoints in --runs and add the results to the existing --out")
     p.add_argument("--quick", action="store_true", help="tiny config for smoke tests (numbers meaningless)")
     p.set_defaults(func=run)
     return p
 
 
 def run(args):
+    import json
     from pathlib import Path
 
-    from ..generative.run import preset, run_generators
+    from ..generative.run import load_generators, preset, run_generators
     from ..io import atomic_write_json
 
     config = preset(args.dataset, quick=args.quick)
@@ -29,13 +32,24 @@ def run(args):
         config = config.replace(data_path=args.data)
     if args.samples:
         config = config.replace(n_samples=args.samples)
-    report, models = run_generators(config, out=args.out, grid_dir=args.grids, run_dir=args.runs,
-                                    verbose=args.verbose or None)
     targets = [t.strip() for t in args.export.split(",") if t.strip()]
+    run_dir = Path(args.runs) if args.runs else Path("runs/generators") / args.dataset
+    if args.export_only:
+        from ..errors import DataError
+
+        if not Path(args.out).is_file():
+            raise DataError(f"{args.out}: no report to add exports to; run without --export-only first")
+        report = json.loads(Path(args.out).read_text())
+        models = load_generators(run_dir)
+    else:
+        report, models = run_generators(config, out=args.out, grid_dir=args.grids, run_dir=run_dir,
+                                        verbose=args.verbose or None)
     if targets:
         report["export"] = export_one_step(models, report, targets, Path(args.out).parent / f"generators_{args.dataset}_export")
         atomic_write_json(args.out, report)
     print(render_table(report))
+    for key, res in report.get("export", {}).items():
+        print(f"export {key}: " + ("ok" if res.get("ok") else res.get("error", "failed")))
     print(f"wrote {args.out}")
 
 
@@ -71,8 +85,12 @@ def export_one_step(models, report, targets, out_dir):
                                 "parity_passed": bool(art.parity.get("passed")), "checks": art.parity.get("checks")}
             except UnsupportedOpError as err:
                 results[key] = {"ok": False, "error": f"UnsupportedOpError: {err}".splitlines()[0][:400]}
-                if target == "onnx":
-                    results[key + "/direct"] = onnx_direct(gen, calibration[:64], folder.with_name(folder.name + "_direct"))
+                direct = {"onnx": onnx_direct, "tflite": tflite_fp32_direct}.get(target)
+                if direct is not None and precision in ("", "fp32"):
+                    try:
+                        results[key + "/direct"] = direct(gen, calibration[:32], folder.with_name(folder.name + "_direct"))
+                    except Exception as err2:  # noqa: BLE001 - record, keep going
+                        results[key + "/direct"] = {"ok": False, "error": f"{type(err2).__name__}: {err2}".splitlines()[0][:400]}
             except Exception as err:  # record what each target does with these ops; keep going
                 results[key] = {"ok": False, "error": f"{type(err).__name__}: {err}".splitlines()[0][:400]}
     return results
@@ -96,6 +114,32 @@ def onnx_direct(model, inputs, out_dir):
         err = float(np.abs(out - ref).max())
         scale = float(np.abs(ref).max())
     return {"ok": err <= 1e-4 * max(1.0, scale), "via": "torch.onnx + onnxruntime", "path": str(out_dir),
+            "max_abs_err": err, "n_inputs": len(inputs)}
+
+
+def tflite_fp32_direct(model, inputs, out_dir):
+    """``litert_torch.convert`` (fp32) + LiteRT interpreter parity for models outside the MCU op list."""
+    import litert_torch
+    import numpy as np
+    import torch
+    from ai_edge_litert.interpreter import Interpreter
+
+    from ..io import atomic_dir
+
+    with atomic_dir(out_dir) as tmp:
+        litert_torch.convert(model.eval(), (inputs[:1],)).export(str(tmp / "model.tflite"))
+        interp = Interpreter(model_path=str(tmp / "model.tflite"))
+        interp.allocate_tensors()
+        i_in, i_out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+        err, scale = 0.0, 0.0
+        for x in inputs:
+            interp.set_tensor(i_in, x[None].numpy())
+            interp.invoke()
+            with torch.no_grad():
+                ref = model(x[None]).numpy()
+            err = max(err, float(np.abs(interp.get_tensor(i_out) - ref).max()))
+            scale = max(scale, float(np.abs(ref).max()))
+    return {"ok": err <= 1e-4 * max(1.0, scale), "via": "litert_torch.convert + LiteRT", "path": str(out_dir),
             "max_abs_err": err, "n_inputs": len(inputs)}
 
 

@@ -254,3 +254,21 @@ def run_generators(config: GeneratorsConfig, *, out="reports/generators.json", g
     logger.info("wrote %s (%.0f s)", out, timings["total"])
     models = {"teacher": teacher, "cud": cud, **{f"dmd2_{k}": g for k, (g, _) in dmd.items()}}
     return report, models
+
+
+def load_generators(run_dir) -> dict:
+    """Rebuild the trained velocity models from the checkpoints ``run_generators`` wrote."""
+    from ..checkpoint import load_checkpoint
+    from ..errors import CheckpointError
+
+    run_dir = Path(run_dir)
+    models = {}
+    for name, file in (("teacher", "teacher.pt"), ("cud", "cud.pt"), ("dmd2_1", "dmd2_1step.pt")):
+        ckpt = load_checkpoint(run_dir / file)
+        mc = ckpt.get("model_config") or {}
+        if mc.get("name") != "unet":
+            raise CheckpointError(f"{run_dir / file}: expected a 'unet' model_config, got {mc.get('name')!r}")
+        model = UNet(tuple(mc["input_shape"]), tuple(mc["options"]["channels"]))
+        model.load_state_dict(ckpt["model"])
+        models[name] = model.eval()
+    return models
