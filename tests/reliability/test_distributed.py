@@ -59,3 +59,36 @@ def test_two_processes_equal_one_process(tmp_path, digits8):
         assert a["pool"] == b["pool"] and a["val_accuracy"] == b["val_accuracy"]
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
     assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written left behind
+
+
+class _Crash(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_a_run_crashed_on_one_process_resumes_on_two(tmp_path, monkeypatch):
+    """The checkpoint does not depend on the world size: global batches are the same."""
+    args = ["distill", "--dataset", "digits8", "--model", "student_mlp", "--set", "epochs=2", "--set", "batch_size=16",
+            "--checkpoint-every", "10"]
+    assert main([*args, "--out", str(tmp_path / "ref.pt")]) == 0
+    real_step, calls = torch.optim.Adam.step, {"n": 0}
+
+    def crashing_step(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] > 95:  # epoch 1 has 79 steps: dies inside epoch 2
+            raise _Crash
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", crashing_step)
+    with pytest.raises(_Crash):
+        main([*args, "--out", str(tmp_path / "run.pt")])
+    monkeypatch.setattr(torch.optim.Adam, "step", real_step)
+    mid = load_checkpoint(tmp_path / "run.pt")
+    assert mid["epoch"] == 0 and mid["position"]["step"] == 90 and mid["world_size"] == 1
+    run = torchrun(2, *args, "--out", tmp_path / "run.pt", "--resume", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ref, done = load_checkpoint(tmp_path / "ref.pt"), load_checkpoint(tmp_path / "run.pt")
+    assert done["epoch"] == 1 and done["position"] is None and done["world_size"] == 2
+    for key in ref["model"]:
+        torch.testing.assert_close(done["model"][key], ref["model"][key], rtol=0, atol=2e-5)
+    assert [e["loss"] for e in done["history"]] == pytest.approx([e["loss"] for e in ref["history"]], rel=1e-5)
