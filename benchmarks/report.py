@@ -394,9 +394,12 @@ def _arena(doc, recs, models):
     for m in models:
         t = one(recs, model=m, runtime="tflm", metric="arena_bytes")
         c = one(recs, model=m, target="host", runtime="native-c", metric="arena_bytes")
+        arr = one(recs, model=m, runtime="tflm", metric="model_array_bytes")
+        flash, _ = _best_mcu(recs, m, metric="flash_bytes")
         if t or c:
-            rows.append([m, t, c, c / t if t and c else None])
-    doc.table(["model", "TFLM arena B (allocation report)", "native C arena B (planned)", "C / TFLM"], rows)
+            rows.append([m, t, c, c / t if t and c else None, arr, flash])
+    doc.table(["model", "TFLM arena B (allocation report)", "native C arena B (planned)", "C / TFLM",
+               "TFLM model array B (.tflite)", "native C image flash B (M4 -O2)"], rows)
 
 
 def _parity(doc, recs):

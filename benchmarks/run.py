@@ -384,6 +384,8 @@ def host_bench(recs, model_name, model, arts, x, data, work_dir, quick, tflite_r
         return
     c_art = arts["c"]
     tflite_int8 = c_art.file(".tflite")
+    recs.add(model_name, "cortex-m", "tflm", "model_array_bytes", tflite_int8.stat().st_size, "B",
+             note="int8 .tflite flatbuffer = the TFLM model array in flash; TFLM's own code is not included")
     try:
         res = rt.tflm_latency(tflite_int8, x, warmup=3, runs=20 if quick else 50)
         add_latency("tflm", res, threads=1, precision="int8", version=res.get("version"))
