@@ -189,3 +189,27 @@ def test_c_target_through_export(net, tmp_path):
     assert checks["c_vs_litert_xnnpack"]["max_lsb_diff"] <= 2
     x_q = fe.interp.quantize(held.numpy(), *art.input_quant)
     np.testing.assert_array_equal(art.predict_raw(x_q), art.predict_raw(x_q, runtime="tflm"))
+
+
+@pytest.mark.slow
+def test_cli_export_checkpoint(tmp_path, digits8, capsys):
+    from edgekd.cli import main
+    from edgekd.distill import distill, train_config
+    from edgekd.models import ModelConfig, build_model
+
+    cfg = ModelConfig("student_mlp", digits8.input_shape, digits8.num_classes, {"hidden": 16})
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    ckpt = tmp_path / "s.pt"
+    distill(None, model, digits8, train_config(epochs=3, lr=5e-3), checkpoint=ckpt, model_config=cfg)
+    out = tmp_path / "exports"
+    rc = main(["export", str(ckpt), "--target", "tflm", "--dataset", "digits8", "--out", str(out),
+               "--parity", "40", "--calibration", "64"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "tflm    int8  parity passed" in printed and "| tflm/int8 | tflm_vs_litert_ref |" in printed
+    summary = json.loads((out / "exports.json").read_text())
+    assert summary["targets"]["tflm"]["test_accuracy_artifact"] > 0.5  # a trained model, 10 classes
+    assert json.loads((out / "tflm" / "parity.json").read_text())["passed"] is True
+    assert main(["export", "--out", str(out)]) == 2
+    assert "exactly one" in capsys.readouterr().err
