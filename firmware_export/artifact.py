@@ -79,7 +79,7 @@ class Artifact:
 
     def predict(self, x, runtime=None) -> np.ndarray:
         """Float in, float out: quantizes the input and dequantizes the output of int8 artifacts."""
-        x = np.asarray(getattr(x, "numpy", lambda: x)() if hasattr(x, "detach") else x, dtype=np.float32)
+        x = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float32)
         if self.input_quant:
             x = quantize(x, *self.input_quant)
         y = self.predict_raw(x, runtime)
