@@ -18,8 +18,10 @@ def run(args):
     from ..distill import train_config
 
     config = DemoConfig(seeds=tuple(range(args.seeds)))
-    if args.quick:
+    if args.quick:  # smoke test: 8x8 digits, a few epochs at a higher learning rate
+        quick = dict(epochs=4, lr=1e-2)
         config = config.replace(
-            dataset="digits8", teacher_train=train_config(epochs=3), student_train=train_config(epochs=3),
-            student_kd=config.student_kd.replace(epochs=3))
+            dataset="digits8", teacher_train=train_config(**quick), student_train=train_config(**quick),
+            student_kd_const=config.student_kd_const.replace(**quick),
+            student_kd_sched=config.student_kd_sched.replace(**quick), student_kd=config.student_kd.replace(**quick))
     run_demo(config, out_dir=args.out, run_dir=args.runs, fresh=args.fresh, verbose=args.verbose or None)
