@@ -264,14 +264,11 @@ def ldc_bench(recs, work_dir, reports_dir, cores=None, opts=None, host_runs=200)
     if bci.is_file():
         try:
             data = json.loads(bci.read_text())
-            cfg = data.get("config", {}) if isinstance(data, dict) else {}
-            cfg = cfg.get("config", cfg) if isinstance(cfg, dict) else {}
-            for key in shape:
-                if isinstance(cfg.get(key), int):
-                    shape[key] = cfg[key]
-            for key in ("num_features", "num_classes"):
-                if isinstance(data.get(key), int):
-                    shape[key] = data[key]
+            meta = data.get("meta", {}) if isinstance(data.get("meta"), dict) else {}
+            for where in (data.get("config"), meta.get("config"), data, meta):   # later wins
+                for key in shape:
+                    if isinstance(where, dict) and isinstance(where.get(key), int):
+                        shape[key] = where[key]
         except (json.JSONDecodeError, AttributeError):
             pass
     name = f"ldc_d{shape['dim']}_f{shape['num_features']}_c{shape['num_classes']}"
