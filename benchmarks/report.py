@@ -321,7 +321,29 @@ def _headline(doc, recs, models):
     doc.table(["model", "acc fp32", "acc int8 C", "flash M4 B", "RAM M4 B", "M4 cycles (est.)", "variant",
                "M4 ms @80MHz (est.)", "host C ms", "TFLM / C time", "C / TFLM arena"], rows)
     doc.p("Targets (read here, not asserted in tests): native C on the host at least 3x faster than the TFLM "
-          "interpreter with an arena at most 0.6x TFLM's; Cortex-M4 DSP int8 layers within 2x of the SMLAD bound.")
+          "interpreter with an arena at most 0.6x TFLM's; Cortex-M4 DSP int8 layers within 2x of the SMLAD bound; "
+          "the LDC student under 5,000 cycles per EEG trial on M4.")
+    goals = []
+    for m in models:
+        tflm = one(recs, model=m, target="host", runtime="tflm", metric="latency_ms")
+        c_host = one(recs, model=m, target="host", runtime="native-c", metric="latency_ms")
+        if tflm and c_host:
+            goals.append([m, "host: TFLM time / native C time", ">= 3", tflm / c_host, tflm / c_host >= 3])
+        c_arena = one(recs, model=m, target="host", runtime="native-c", metric="arena_bytes")
+        t_arena = one(recs, model=m, target="host", runtime="tflm", metric="arena_bytes")
+        if c_arena and t_arena:
+            goals.append([m, "arena: native C / TFLM", "<= 0.6", c_arena / t_arena, c_arena / t_arena <= 0.6])
+        cpm = select(recs, model=m, target="cortex-m4", runtime="native-c-dsp", metric="cycles_per_mac", opt="-O2")
+        if cpm:
+            ratio = cpm[0].get("ratio_to_bound")
+            goals.append([m, "M4 DSP -O2: cycles / SMLAD bound (whole model)", "<= 2", ratio,
+                          None if ratio is None else ratio <= 2])
+        if "ldc" in m.lower():
+            cyc = one(recs, model=m, target="cortex-m4", metric="cycles", opt="-O2")
+            if cyc:
+                goals.append([m, "LDC: M4 -O2 cycles per trial (est.)", "< 5,000", cyc, cyc < 5000])
+    if goals:
+        doc.table(["model", "goal", "target", "measured", "met"], goals)
 
 
 def _host(doc, recs, models, plots):

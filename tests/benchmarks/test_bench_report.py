@@ -43,6 +43,8 @@ def test_tables_carry_the_fixture_numbers(rendered):
     c = next(r["value"] for r in recs if r["model"] == "student_alone_seed0" and r["runtime"] == "native-c"
              and r["metric"] == "latency_ms")
     assert f"{tflm / c:,.4g}" in row                                 # TFLM / C speed ratio computed, not copied
+    assert "| student_alone_seed0 | arena: native C / TFLM | <= 0.6 | 0.3792 | yes |" in md    # 1808 / 4768
+    assert "| ldc_student | LDC: M4 -O2 cycles per trial (est.) | < 5,000 | 3,120 | yes |" in md
     assert "| ldc_scheduled_curriculum | 0.66 |" in md                # folded EEG table
     assert "3,120 cycles (est.)" in md                               # LDC on M4 line
     assert "export c | parity.json | int8 | passed" in md
