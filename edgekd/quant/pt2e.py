@@ -71,6 +71,8 @@ def _finish(graph):
     graph = convert_pt2e(graph, fold_quantize=False)
     allow_exported_model_train_eval(graph)
     graph.eval()
+    for module in graph.modules():  # the patched eval() leaves .training set; converters read it
+        module.training = False
     return graph
 
 

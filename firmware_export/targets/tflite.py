@@ -53,7 +53,9 @@ def quantize_pt2e(model, example_input, calibration, *, batch_size=64):
             graph(calibration[start:start + batch_size])
     graph = convert_pt2e(graph, fold_quantize=False)
     allow_exported_model_train_eval(graph)
-    graph.eval()  # the patched .eval() returns None
+    graph.eval()  # the patched .eval() returns None and leaves .training set; converters read it
+    for module in graph.modules():
+        module.training = False
     return graph
 
 
