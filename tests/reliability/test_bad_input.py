@@ -242,7 +242,7 @@ def test_empty_or_single_class_dataset(tmp_path, capsys):
 # ---- the CLI as a user runs it ---------------------------------------------------------------
 
 @pytest.mark.slow
-def test_a_real_process_prints_one_line_and_verbose_adds_the_traceback(tmp_path):
+def test_a_real_process_prints_one_line_and_verbose_adds_the_traceback(tmp_path, capsys):
     from ._run import edgekd
 
     run = edgekd(*DISTILL, "--set", "temperature=0", "--out", tmp_path / "s.pt")
@@ -250,6 +250,7 @@ def test_a_real_process_prints_one_line_and_verbose_adds_the_traceback(tmp_path)
     assert run.stderr.strip() == "edgekd distill: error: KDConfig.temperature: must be in (0, 100], got 0.0"
     verbose = edgekd("--verbose", *DISTILL, "--set", "temperature=0", "--out", tmp_path / "s.pt")
     assert verbose.returncode != 0 and "Traceback" in verbose.stderr
-    usage = edgekd("distill", "--out", tmp_path / "s.pt", "--no-such-flag")
-    assert usage.returncode == 2 and "unrecognized arguments: --no-such-flag" in usage.stderr
+    with pytest.raises(SystemExit) as usage:  # argparse: usage line plus one error line, exit 2
+        main(["distill", "--out", str(tmp_path / "s.pt"), "--no-such-flag"])
+    assert usage.value.code == 2 and "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
     assert not (tmp_path / "s.pt").exists()
