@@ -259,11 +259,12 @@ void ekd_dwconv2d_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w
     const int32_t pad_h = p->pad_h, pad_w = p->pad_w, in_offset = p->in_offset;
     const int32_t out_offset = p->out_offset, lo = p->act_min, hi = p->act_max;
     int32_t oy, ox, c, fy, fx;
-    if (p->dil_h != 1 || p->dil_w != 1 || p->depth_multiplier != 1) {
+    const int32_t dm = p->depth_multiplier, out_c = p->out_c;
+    if (p->dil_h != 1 || p->dil_w != 1) {
         ekd_dwconv_generic(p, in, w, bias, mult, shift, out);
         return;
     }
-    /* depth multiplier 1, no dilation: the taps inside the image form one rectangle per pixel */
+    /* no dilation: the taps inside the image form one rectangle per output pixel */
     for (oy = 0; oy < out_h; ++oy) {
         const int32_t iy0 = oy * stride_h - pad_h;
         const int32_t fy0 = iy0 < 0 ? -iy0 : 0;
@@ -273,11 +274,11 @@ void ekd_dwconv2d_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w
             const int32_t fx0 = ix0 < 0 ? -ix0 : 0;
             const int32_t fx1 = k_w < in_w - ix0 ? k_w : in_w - ix0;
             const int8_t *x0 = in + ((iy0 + fy0) * in_w + ix0 + fx0) * ch;
-            const int8_t *w0 = w + (fy0 * k_w + fx0) * ch;
-            int8_t *o = out + (oy * out_w + ox) * ch;
+            const int8_t *w0 = w + (fy0 * k_w + fx0) * out_c;
+            int8_t *o = out + (oy * out_w + ox) * out_c;
             c = 0;
 #if EKD_NN_USE_DSP
-            {
+            if (dm == 1) {
                 /* four channels per pass: SXTB16 splits a word into channels (c, c+2) and, rotated,
                  * (c+1, c+3); SMLABB / SMLATT multiply-accumulate the bottom / top lanes. */
                 const int16x2_t off2 = (int16x2_t)(((uint32_t)(uint16_t)in_offset << 16) | (uint16_t)in_offset);
@@ -307,15 +308,15 @@ void ekd_dwconv2d_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w
                 }
             }
 #endif
-            for (; c < ch; ++c) {
+            for (; c < out_c; ++c) {  /* output channel c reads input channel c / dm */
                 int32_t acc = bias ? bias[c] : 0;
                 for (fy = fy0; fy < fy1; ++fy) {
-                    const int8_t *xr = x0 + (fy - fy0) * in_w * ch + c;
-                    const int8_t *wr = w0 + (fy - fy0) * k_w * ch + c;
+                    const int8_t *xr = x0 + (fy - fy0) * in_w * ch + c / dm;
+                    const int8_t *wr = w0 + (fy - fy0) * k_w * out_c + c;
                     for (fx = fx0; fx < fx1; ++fx) {
                         acc += ((int32_t)*xr + in_offset) * (int32_t)*wr;
                         xr += ch;
-                        wr += ch;
+                        wr += out_c;
                     }
                 }
                 o[c] = ekd_requant_out(acc, mult[c], shift[c], out_offset, lo, hi);

@@ -231,6 +231,12 @@ class _Lowering:
         s_out, zout = _q1(out, "output", layer)
         lo, hi = activation_range(o.get("fusedActivationFunction", 0), s_out, zout)
         mult, shift = self._per_channel(op, layer, inp, w, out, oc)
+        if depthwise and ic == 1 and dh == 1 and dw == 1:
+            # one input channel: the depthwise layer is an ordinary convolution; OHWI weights
+            # [oc, kh, kw, 1] from [1, kh, kw, oc] give the same integer sums on the faster kernel
+            w = Tensor(w.index, w.name, (oc, kh, kw, 1), w.dtype, w.scale, w.zero_point, 0,
+                       np.ascontiguousarray(w.data.reshape(kh, kw, oc).transpose(2, 0, 1)[..., None]))
+            depthwise, dm = False, 1
         decls, bname = self._weights_decls(k, w, self._bias(op), mult, shift, oc)
         pname = self.ident(k, "p")
         fields = dict(in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw, stride_h=sh,
