@@ -104,7 +104,9 @@ def qat(model, train, config: Int8Config, *, teacher=None):
 
     _check_inputs(train.x, "QAT training data")
     gen = torch.Generator().manual_seed(config.seed)
+    was_training = model.training
     graph = prepare_qat_pt2e(export_for_quantization(model.train(), train.x[:2]), int8_quantizer())
+    model.train(was_training)  # the caller's float model is left as it was
     with torch.no_grad():  # start the observers on calibration data, as PTQ would
         move_exported_model_to_eval(graph)
         idx = torch.randperm(len(train), generator=gen)[:config.calibration_samples]

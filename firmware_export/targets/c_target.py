@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import weakref
 from pathlib import Path
 
 from .. import parity
@@ -72,6 +73,5 @@ def open_runtime(folder, config, runtime):
     def run(x):
         return cmodel.predict_int8(x)
 
-    run._scratch = scratch
-    run._cleanup = lambda: shutil.rmtree(scratch, ignore_errors=True)
+    weakref.finalize(run, shutil.rmtree, scratch, ignore_errors=True)  # scratch goes with the runner
     return run
