@@ -249,3 +249,58 @@ def test_a_tiny_model_exports_to_tflm_without_crashing_the_process(tmp_path):
                          timeout=300)
     assert run.returncode == 0, f"exit {run.returncode}: {run.stderr[-1500:]}"
     assert int(run.stdout.split("arena")[-1]) > 0
+
+
+# ---- the export command ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def student_ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("student") / "student.pt"
+    assert main(["distill", "--dataset", "digits8", "--model", "student_mlp", "--model-options", '{"hidden": 8}',
+                 "--set", "epochs=1", "--out", str(path)]) == 0
+    return path
+
+
+def _export_fails(capsys, tmp_path, argv, *needles):
+    out = tmp_path / "exports"
+    capsys.readouterr()
+    assert main(["export", *map(str, argv), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edgekd export: error: ") and "\n" not in err and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    assert not out.exists() or not any(out.iterdir())  # nothing half-written
+    return err
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "text"])
+def test_export_command_with_a_damaged_checkpoint(tmp_path, capsys, student_ckpt, damage):
+    bad = tmp_path / "bad.pt"
+    raw = student_ckpt.read_bytes()
+    bad.write_bytes({"truncate": raw[: len(raw) // 2], "empty": b"", "text": b"hello\n"}[damage])
+    _export_fails(capsys, tmp_path, [bad, "--dataset", "digits8", "--target", "onnx"], "bad.pt", "checkpoint")
+
+
+def test_export_command_refuses_a_pickled_checkpoint(tmp_path, capsys):
+    marker = tmp_path / "marker"
+
+    class Exploit:
+        def __reduce__(self):
+            return (exec, (f"open({str(marker)!r}, 'w').write('pwned')",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "edgekd-checkpoint", "format_version": 1, "model": {}, "x": Exploit()}, evil)
+    _export_fails(capsys, tmp_path, [evil, "--dataset", "digits8", "--target", "onnx"], "evil.pt", "refused")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["../evil", "/tmp/evil", "int", "a b"])
+def test_export_command_refuses_path_like_or_reserved_names(tmp_path, capsys, student_ckpt, name):
+    _export_fails(capsys, tmp_path, [student_ckpt, "--dataset", "digits8", "--target", "onnx", "--name", name],
+                  "name", repr(name))
+    assert not Path("/tmp/evil.onnx").exists()
+
+
+def test_export_command_with_a_checkpoint_for_other_data(tmp_path, capsys, student_ckpt):
+    _export_fails(capsys, tmp_path, [student_ckpt, "--dataset", "mnist5k", "--target", "onnx"],
+                  "student.pt", "(1, 8, 8)", "(1, 28, 28)")
