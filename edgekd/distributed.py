@@ -50,7 +50,10 @@ def resolve_device(device="cpu", local_rank: int = 0) -> torch.device:
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"--device {device}: no CUDA device is available on this machine (use --device cpu)")
-        index = dev.index if dev.index is not None else local_rank % torch.cuda.device_count()
+        if dev.index is None and local_rank >= torch.cuda.device_count():  # nccl needs one GPU per rank
+            raise ConfigError(f"--device {device}: local rank {local_rank} has no GPU of its own (only "
+                              f"{torch.cuda.device_count()} here); use --nproc_per_node <= the GPU count")
+        index = dev.index if dev.index is not None else local_rank
         if index >= torch.cuda.device_count():
             raise ConfigError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
         torch.cuda.set_device(index)
