@@ -349,6 +349,49 @@ void ekd_fc_s8(const ekd_fc_params *p, const int8_t *in, const int8_t *w, const 
     }
 }
 
+/* sign-extend a two's complement field of `bits` bits (portable: no shifts of negative values) */
+static inline int32_t ekd_sext(uint32_t field, uint32_t bits)
+{
+    const uint32_t sign = 1u << (bits - 1u);
+    return (int32_t)(field ^ sign) - (int32_t)sign;
+}
+
+void ekd_fc_packed_s8(const ekd_packed_fc_params *p, const int8_t *in, const uint8_t *w, const int32_t *bias,
+                      const int32_t *mult, const int32_t *shift, int8_t *out)
+{
+    const int32_t in_n = p->in_n, out_n = p->out_n, bits = p->bits, row_bytes = p->row_bytes;
+    const int32_t in_offset = p->in_offset, out_offset = p->out_offset, lo = p->act_min, hi = p->act_max;
+    int32_t o, i;
+    for (o = 0; o < out_n; ++o) {
+        const uint8_t *row = w + o * row_bytes;
+        int32_t acc = bias ? bias[o] : 0;
+        if (bits == 4) {
+            for (i = 0; i + 2 <= in_n; i += 2) {
+                const uint32_t b = row[i >> 1];
+                acc += ((int32_t)in[i] + in_offset) * ekd_sext(b & 0xFu, 4u);
+                acc += ((int32_t)in[i + 1] + in_offset) * ekd_sext(b >> 4, 4u);
+            }
+        } else if (bits == 2) {
+            for (i = 0; i + 4 <= in_n; i += 4) {
+                const uint32_t b = row[i >> 2];
+                acc += ((int32_t)in[i] + in_offset) * ekd_sext(b & 3u, 2u);
+                acc += ((int32_t)in[i + 1] + in_offset) * ekd_sext((b >> 2) & 3u, 2u);
+                acc += ((int32_t)in[i + 2] + in_offset) * ekd_sext((b >> 4) & 3u, 2u);
+                acc += ((int32_t)in[i + 3] + in_offset) * ekd_sext(b >> 6, 2u);
+            }
+        } else {
+            i = 0;
+        }
+        for (; i < in_n; ++i) {  /* tail of a row, and the 8-bit case */
+            const int32_t per = 8 / bits;
+            const uint32_t f = ((uint32_t)row[i / per] >> ((uint32_t)(i % per) * (uint32_t)bits))
+                               & ((1u << (uint32_t)bits) - 1u);
+            acc += ((int32_t)in[i] + in_offset) * ekd_sext(f, (uint32_t)bits);
+        }
+        out[o] = ekd_requant_out(acc, mult[o], shift[o], out_offset, lo, hi);
+    }
+}
+
 static void ekd_pool_s8(const ekd_pool_params *p, const int8_t *in, int8_t *out, int is_max)
 {
     const int32_t in_h = p->in_h, in_w = p->in_w, ch = p->c, out_h = p->out_h, out_w = p->out_w;

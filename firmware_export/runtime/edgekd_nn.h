@@ -114,6 +114,14 @@ typedef struct {
     int32_t act_min, act_max;
 } ekd_requant_params;
 
+typedef struct {
+    int32_t in_n, out_n;
+    int32_t bits;                /* weight bit width: 2, 4 or 8 (8 / bits weights per byte) */
+    int32_t row_bytes;           /* bytes per packed weight row (rows start on a byte) */
+    int32_t in_offset, out_offset;
+    int32_t act_min, act_max;
+} ekd_packed_fc_params;
+
 /* ---- kernels --------------------------------------------------------------------------------- */
 
 /* scratch: EKD_CONV_SCRATCH(k_h * k_w * in_c) int16 values, planned in the arena */
@@ -125,6 +133,10 @@ void ekd_dwconv2d_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w
 /* scratch: in_n int16 values, planned in the arena */
 void ekd_fc_s8(const ekd_fc_params *p, const int8_t *in, const int8_t *w, const int32_t *bias,
                const int32_t *mult, const int32_t *shift, int8_t *out, int16_t *scratch);
+/* Fully connected with sub-8-bit weights packed little-end first: weight i of a row sits in byte
+ * i / (8 / bits) at bit (i % (8 / bits)) * bits, two's complement. */
+void ekd_fc_packed_s8(const ekd_packed_fc_params *p, const int8_t *in, const uint8_t *w, const int32_t *bias,
+                      const int32_t *mult, const int32_t *shift, int8_t *out);
 void ekd_avgpool_s8(const ekd_pool_params *p, const int8_t *in, int8_t *out);
 void ekd_maxpool_s8(const ekd_pool_params *p, const int8_t *in, int8_t *out);
 void ekd_add_s8(const ekd_add_params *p, const int8_t *a, const int8_t *b, int8_t *out);
