@@ -304,3 +304,16 @@ def test_export_command_refuses_path_like_or_reserved_names(tmp_path, capsys, st
 def test_export_command_with_a_checkpoint_for_other_data(tmp_path, capsys, student_ckpt):
     _export_fails(capsys, tmp_path, [student_ckpt, "--dataset", "mnist5k", "--target", "onnx"],
                   "student.pt", "(1, 8, 8)", "(1, 28, 28)")
+
+
+def test_bci_ablation_on_a_corrupt_edf_writes_no_report(tmp_path, capsys, small_eeg):
+    root = tmp_path / "data"
+    shutil.copytree(small_eeg, root)
+    edf = sorted(root.rglob("*.edf"))[-1]
+    edf.write_bytes(edf.read_bytes()[:1000])
+    out = tmp_path / "reports" / "bci.json"
+    capsys.readouterr()
+    assert main(["bci", "ablation", "--data", str(root), "--seeds", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert edf.name in err and "\n" not in err and "Traceback" not in err
+    assert not out.exists() and not out.with_suffix(".md").exists()
