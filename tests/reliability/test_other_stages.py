@@ -36,6 +36,12 @@ def test_intact_fixtures_still_load_and_predict(target):
     art = load(FIXTURES / target)
     y = art.predict(np.random.default_rng(0).random((3, 16), dtype=np.float32))
     assert y.shape == (3, 3) and np.isfinite(y).all()
+    from firmware_export import ExportError
+
+    with pytest.raises(ExportError, match=r"input of shape \(2, 15\) does not fit the artifact's input \(N, 16\)"):
+        art.predict(np.zeros((2, 15), np.float32))
+    with pytest.raises(ExportError, match="does not fit"):
+        art.predict(np.zeros((2, 1, 16), np.float32))
 
 
 @pytest.mark.parametrize("target", ["onnx", "tflite"])
