@@ -22,6 +22,7 @@ SUPPORTED_OPS = (
 _MODULES = {
     nn.Conv2d: "conv2d", nn.Linear: "linear", nn.ReLU: "relu", nn.ReLU6: "relu6", nn.MaxPool2d: "max_pool2d",
     nn.AvgPool2d: "avg_pool2d", nn.Flatten: "flatten", nn.BatchNorm2d: "batch_norm2d", nn.Identity: "identity",
+    nn.Dropout: "identity",  # exported in eval mode, where it is the identity
 }
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
@@ -165,4 +166,4 @@ def check_supported(model: nn.Module, example_input: torch.Tensor) -> list[str]:
     """Both passes; returns the sorted set of supported ops the model uses."""
     if not isinstance(model, torch.fx.GraphModule):
         check_modules(model)
-    return sorted(set(check_graph(export_graph(model, example_input))))
+    return sorted(set(check_graph(export_graph(model, example_input))) - {"identity"})
