@@ -47,6 +47,7 @@ class GeneratorsConfig(Config):
     knn_k: int = 3
     latency_repeats: int = 20
     grid_size: int = 8                  # grid_size x grid_size images per PNG
+    threads: int = 1                    # torch threads for the run (latency is measured with these)
     seed: int = 0
 
     def validate(self):
@@ -57,6 +58,8 @@ class GeneratorsConfig(Config):
         for name in ("euler_steps", "heun_steps", "cud_steps"):
             if any(s < 1 for s in getattr(self, name)):
                 raise ConfigError(f"GeneratorsConfig.{name}: step counts must be >= 1, got {getattr(self, name)}")
+        if self.threads < 1:
+            raise ConfigError(f"GeneratorsConfig.threads: expected >= 1, got {self.threads}")
 
 
 def preset(dataset: str, quick: bool = False) -> GeneratorsConfig:
@@ -136,7 +139,15 @@ def run_generators(config: GeneratorsConfig, *, out="reports/generators.json", g
     from ..log import set_log_level
 
     set_log_level(verbose)
-    torch.set_num_threads(1)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        return _run(config, out, grid_dir, run_dir, verbose)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run(config, out, grid_dir, run_dir, verbose):
     t_start, cpu_start = time.perf_counter(), time.process_time()
     splits = load_images(config)
     shape, num_classes = tuple(splits.train.x.shape[1:]), splits.num_classes

@@ -105,6 +105,18 @@ def test_catch_up_loss_matches_its_parts_on_a_unet():
         CatchUpLoss(order=3)(model, heads, x)
 
 
+@pytest.mark.parametrize("order", [1, 3])
+def test_orders_1_and_3_train_their_heads(order):
+    torch.manual_seed(0)
+    model = UNet((1, 8, 8), (8, 16))
+    heads = AuxHeads(model.feature_channels, 1, order - 1)
+    loss = CatchUpLoss(order=order)(model, heads, torch.randn(4, 1, 8, 8))
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert model.out.conv.weight.grad.abs().sum() > 0
+    assert all(h.conv.weight.grad.abs().sum() > 0 for h in heads.heads)
+
+
 def test_tiny_cud_run_lowers_the_loss(digits8):
     x = digits8.train.x[:256] * 2 - 1
     torch.manual_seed(0)
