@@ -15,7 +15,7 @@ from .errors import ExportError, UnsupportedOpError
 
 SUPPORTED_OPS = (
     "conv2d", "depthwise_conv2d", "linear", "relu", "relu6", "max_pool2d", "avg_pool2d", "add", "flatten",
-    "batch_norm2d (folded into the preceding conv2d)",
+    "batch_norm2d (folded into the preceding conv2d)", "dropout (identity: exported in eval mode)",
 )
 
 # Leaf modules allowed in a model (containers and user modules with children are walked into).
