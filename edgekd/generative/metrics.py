@@ -145,8 +145,9 @@ def count_flops(fn, *inputs) -> int:
     return int(counter.get_total_flops())
 
 
-def latency_ms(fn, *inputs, repeats=20, warmup=3) -> float:
-    """Median wall time of ``fn(*inputs)`` on this host, in milliseconds (caller sets threads)."""
+def latency_ms(fn, *inputs, repeats=20, warmup=3) -> tuple[float, float]:
+    """(median, minimum) wall time of ``fn(*inputs)`` on this host in milliseconds (caller sets
+    threads). On a shared machine the minimum is the better estimate of the intrinsic cost."""
     with torch.no_grad():
         for _ in range(warmup):
             fn(*inputs)
@@ -155,4 +156,4 @@ def latency_ms(fn, *inputs, repeats=20, warmup=3) -> float:
             start = time.perf_counter()
             fn(*inputs)
             times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
+    return float(np.median(times) * 1000), float(np.min(times) * 1000)
