@@ -50,20 +50,47 @@ def _runs(model_bytes, arena, x_q) -> bool:
         return False
 
 
+def probe_arena(model_bytes, arena, x_q) -> bool:
+    """Does the model allocate and run in ``arena`` bytes? Probed in a forked child process.
+
+    TFLM's host interpreter sometimes segfaults (instead of raising) on an arena slightly too
+    small (seen: a 16-8-3 MLP at 1680 bytes), which would kill the exporting process.
+    """
+    if not hasattr(os, "fork"):
+        with _silence_fd2():
+            return _runs(model_bytes, arena, x_q)
+    pid = os.fork()
+    if pid == 0:  # child: try, report by exit status, never return into the caller's code
+        code = 3
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            code = 0 if _runs(model_bytes, arena, x_q) else 1
+        except BaseException:  # noqa: BLE001
+            code = 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
 def measure_arena(model_bytes: bytes, x_q: np.ndarray, *, hi=1 << 22) -> int:
-    """Smallest arena (bytes, a multiple of 16) in which the model allocates and runs."""
-    with _silence_fd2():
+    """Smallest arena (bytes, a multiple of 16) in which the model allocates and runs (bisection)."""
+    if not probe_arena(model_bytes, hi, x_q):
+        raise ExportError(f"TFLM could not run the model even with a {hi}-byte arena")
+    lo = 0  # invariant: lo fails (or is 0), hi works
+    while hi - lo > ARENA_ALIGN:
+        mid = (lo + hi) // 2 // ARENA_ALIGN * ARENA_ALIGN
+        if mid <= lo:
+            break
+        if probe_arena(model_bytes, mid, x_q):
+            hi = mid
+        else:
+            lo = mid
+    with _silence_fd2():  # the answer itself must work in this process too
         if not _runs(model_bytes, hi, x_q):
-            raise ExportError(f"TFLM could not run the model even with a {hi}-byte arena")
-        lo = 0  # invariant: lo fails (or is 0), hi works
-        while hi - lo > ARENA_ALIGN:
-            mid = (lo + hi) // 2 // ARENA_ALIGN * ARENA_ALIGN
-            if mid <= lo:
-                break
-            if _runs(model_bytes, mid, x_q):
-                hi = mid
-            else:
-                lo = mid
+            raise ExportError(f"TFLM arena bisection ended at {hi} bytes, which does not run the model")
     return hi
 
 

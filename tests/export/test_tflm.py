@@ -10,7 +10,7 @@ import torch
 import firmware_export as fe
 from firmware_export.interp import quantize, tflm_interpreter
 from firmware_export.targets import tflite
-from firmware_export.targets.tflm import _runs
+from firmware_export.targets.tflm import probe_arena
 from toys import AllOpsNet, randomize_bn
 
 pytest.importorskip("tflite_micro")
@@ -49,7 +49,7 @@ def test_arena_is_measured_minimum(art):
     arena = art.config["arena_bytes"]
     model = art.file(".tflite").read_bytes()
     x_q = quantize(held[:1].numpy(), *art.input_quant)
-    assert arena % 16 == 0 and _runs(model, arena, x_q) and not _runs(model, arena - 16, x_q)
+    assert arena % 16 == 0 and probe_arena(model, arena, x_q) and not probe_arena(model, arena - 16, x_q)
     header = art.file("toy_data.h").read_text()
     assert f"#define TOY_ARENA_BYTES ({arena})" in header
     assert f"#define TOY_TFLITE_LEN ({len(model)})" in header
@@ -83,3 +83,17 @@ def test_reload_runs_tflm(art):
     np.testing.assert_array_equal(again.predict(held[:6]), art.predict(held[:6]))
     interp = tflm_interpreter(art.file(".tflite"), art.config["arena_bytes"])
     assert interp is not None
+
+
+@pytest.mark.slow
+def test_arena_search_survives_tflm_crashes(tmp_path):
+    """TFLM segfaults on some too-small arenas (a 16-8-3 MLP at 1680 B); the export must survive."""
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).eval()
+    art = fe.export(mlp, "tflm", example_input=torch.rand(1, 16), calibration_data=torch.rand(64, 16),
+                    out_dir=tmp_path / "tiny", name="tiny")
+    assert art.parity["passed"] and art.config["arena_bytes"] > 0
+    model = art.file(".tflite").read_bytes()
+    x_q = np.zeros((1, 16), np.int8)
+    assert not probe_arena(model, art.config["arena_bytes"] - 16, x_q)
+
