@@ -58,7 +58,7 @@ def run(args):
     from ..config import load_config
     from ..data import load_dataset
     from ..distill import KDConfig, distill, evaluate
-    from ..errors import ConfigError
+    from ..errors import CheckpointError, ConfigError
     from ..models import ModelConfig, build_model
 
     data = load_dataset(args.dataset, seed=args.seed, path=args.data)
@@ -69,8 +69,12 @@ def run(args):
     teacher = None
     if args.teacher:
         state = load_checkpoint(args.teacher)
-        teacher = build_model(ModelConfig.from_dict(state["model_config"]))
-        teacher.load_state_dict(state["model"])
+        teacher = build_model(ModelConfig.from_dict(state.get("model_config"), where=f"{args.teacher}: model_config"))
+        try:
+            teacher.load_state_dict(state["model"])
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise CheckpointError(f"{args.teacher}: the weights do not fit the model_config stored with them ({first})") from None
     else:
         config = config.replace(alpha=config.alpha.replace(start=0.0, end=0.0), curriculum=None)
     try:

@@ -254,3 +254,14 @@ def test_a_real_process_prints_one_line_and_verbose_adds_the_traceback(tmp_path,
         main(["distill", "--out", str(tmp_path / "s.pt"), "--no-such-flag"])
     assert usage.value.code == 2 and "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
     assert not (tmp_path / "s.pt").exists()
+
+
+def test_teacher_checkpoint_without_a_model_config_or_with_foreign_weights(tmp_path, capsys, teacher_ckpt):
+    bare = tmp_path / "bare.pt"
+    save_checkpoint(bare, {"w": torch.zeros(2)})  # weights only, no model_config
+    _fails_cleanly(capsys, [*DISTILL, "--teacher", bare], "bare.pt: model_config", "expected a mapping",
+                   out=tmp_path / "s.pt")
+    state = load_checkpoint(teacher_ckpt)
+    odd = tmp_path / "odd.pt"
+    save_checkpoint(odd, {"w": torch.zeros(2)}, model_config=state["model_config"])
+    _fails_cleanly(capsys, [*DISTILL, "--teacher", odd], "odd.pt", "do not fit the model_config", out=tmp_path / "s.pt")
