@@ -28,6 +28,23 @@ def test_shards_are_disjoint_cover_each_global_batch_and_keep_the_pool():
     assert shard(torch.arange(5), 1, 2).tolist() == [3, 4]
 
 
+def test_the_sampler_drives_a_dataloader_over_several_epochs():
+    data = torch.utils.data.TensorDataset(torch.arange(10.0))
+    pools = [torch.tensor([4, 2, 0]), torch.arange(10)]  # a curriculum that grows from 3 to 10 samples
+    per_rank = []
+    for rank in range(2):
+        sampler = CurriculumSampler(pools, [11, 12], batch_size=4, rank=rank, world_size=2)
+        seen = []
+        for epoch in range(2):
+            sampler.set_epoch(epoch)
+            seen.append([int(v) for (batch,) in torch.utils.data.DataLoader(data, batch_sampler=sampler)
+                         for v in batch])
+        per_rank.append(seen)
+    for epoch, pool in enumerate(pools):
+        union = per_rank[0][epoch] + per_rank[1][epoch]
+        assert sorted(union) == sorted(pool.tolist())  # each epoch: exactly the curriculum pool, no overlap
+
+
 def test_without_torchrun_the_context_is_one_cpu_process(monkeypatch):
     for k in ("RANK", "WORLD_SIZE"):
         monkeypatch.delenv(k, raising=False)
