@@ -137,11 +137,28 @@ static void ekd_im2col(const ekd_conv_params *p, const int8_t *in, int32_t oy, i
     const int32_t dil_h = p->dil_h, dil_w = p->dil_w, off = p->in_offset;
     const int32_t iy0 = oy * p->stride_h - p->pad_h;
     const int32_t ix0 = ox * p->stride_w - p->pad_w;
+    const int32_t run = k_w * in_c;
+    const int rows_whole = dil_w == 1 && ix0 >= 0 && ix0 + k_w <= in_w;
     int16_t *dst = col;
     int32_t fy, fx, c;
     for (fy = 0; fy < k_h; ++fy) {
         const int32_t iy = iy0 + fy * dil_h;
         const int row_inside = iy >= 0 && iy < in_h;
+        if (rows_whole) {
+            /* the filter row lies inside horizontally: one contiguous run, or all padding */
+            const int8_t *src = in + (iy * in_w + ix0) * in_c;
+            if (row_inside) {
+                for (c = 0; c < run; ++c) {
+                    dst[c] = (int16_t)(src[c] + off);
+                }
+            } else {
+                for (c = 0; c < run; ++c) {
+                    dst[c] = 0;
+                }
+            }
+            dst += run;
+            continue;
+        }
         for (fx = 0; fx < k_w; ++fx) {
             const int32_t ix = ix0 + fx * dil_w;
             if (row_inside && ix >= 0 && ix < in_w) {
