@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,7 @@ from . import tflite
 
 PRECISIONS = ("int8",)
 ARENA_ALIGN = 16
+PROBE_TIMEOUT_S = 60
 
 
 @contextlib.contextmanager
@@ -59,7 +63,10 @@ def probe_arena(model_bytes, arena, x_q) -> bool:
     if not hasattr(os, "fork"):
         with _silence_fd2():
             return _runs(model_bytes, arena, x_q)
-    pid = os.fork()
+    with warnings.catch_warnings():  # JAX (imported by litert-torch) warns on any fork; the child never uses it
+        warnings.filterwarnings("ignore", message=".*os.fork", category=RuntimeWarning)
+        warnings.filterwarnings("ignore", message=".*fork", category=DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # child: try, report by exit status, never return into the caller's code
         code = 3
         try:
@@ -71,8 +78,16 @@ def probe_arena(model_bytes, arena, x_q) -> bool:
             code = 2
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    deadline = time.monotonic() + PROBE_TIMEOUT_S
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise ExportError(f"TFLM arena probe ({arena} bytes) did not finish in {PROBE_TIMEOUT_S} s")
+        time.sleep(0.002)
 
 
 def measure_arena(model_bytes: bytes, x_q: np.ndarray, *, hi=1 << 22) -> int:
