@@ -130,13 +130,22 @@ def demo_student(run_dir="runs/demo", *, config: DemoConfig = None, fresh=False,
     student_cfg = config.student.replace(input_shape=data.input_shape, num_classes=data.num_classes)
     seed = config.seeds[0]
     path = run_dir / f"student_kd_seed{seed}.pt"
+    kd_cfg = config.student_kd.replace(seed=seed)
     teacher = None
-    if fresh or not path.is_file():
+    if fresh or not _reusable(path, student_cfg, kd_cfg):  # the student must be (re)trained: it needs the teacher
         teacher, _ = _trained(teacher_cfg, config.teacher_train.replace(seed=0), None, data, run_dir / "teacher.pt",
                               fresh, "teacher")
-    student, _ = _trained(student_cfg, config.student_kd.replace(seed=seed), teacher, data, path, fresh,
-                          f"student_kd seed {seed}")
+    student, _ = _trained(student_cfg, kd_cfg, teacher, data, path, fresh, f"student_kd seed {seed}")
     return student, path, data
+
+
+def _reusable(path, model_cfg, train_cfg) -> bool:
+    """True when ``path`` is a finished checkpoint made with these configs (what ``_trained`` reuses)."""
+    if not path.is_file():
+        return False
+    state = load_checkpoint(path)
+    return (state.get("epoch", -1) + 1 >= train_cfg.epochs and state.get("train_config") == train_cfg.to_dict()
+            and state.get("model_config") == model_cfg.to_dict())
 
 
 def _trained(model_cfg, train_cfg, teacher, data, path, fresh, label):
