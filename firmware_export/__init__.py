@@ -73,6 +73,11 @@ def export(model, target="onnx", *, example_input, out_dir, calibration_data=Non
     calibration = None
     if calibration_data is not None:
         calibration = _as_inputs(calibration_data, x, "calibration_data")
+    if parity_inputs is not None:
+        p_in = _as_inputs(parity_inputs, x, "parity_inputs")
+        p_desc = f"{len(p_in)} held-out inputs given by the caller"
+    else:
+        p_in, p_desc = _random_inputs(calibration if calibration is not None else x)
     quantized = None
     if precision == "int8":
         if prequantized:
@@ -85,11 +90,6 @@ def export(model, target="onnx", *, example_input, out_dir, calibration_data=Non
             quantized = quantize_pt2e(model, x, calibration)
     elif prequantized:
         raise ExportError(f"precision {precision!r} needs a float model; got an int8-quantized PT2E graph")
-    if parity_inputs is not None:
-        p_in = _as_inputs(parity_inputs, x, "parity_inputs")
-        p_desc = f"{len(p_in)} held-out inputs given by the caller"
-    else:
-        p_in, p_desc = _random_inputs(calibration if calibration is not None else x)
     job = ExportJob(name=name, precision=precision, example_input=x, parity_inputs=p_in, parity_inputs_desc=p_desc,
                     float_model=(float_reference.eval() if float_reference is not None else None) if prequantized
                     else model, calibration=calibration, quantized=quantized,
