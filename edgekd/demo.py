@@ -132,10 +132,12 @@ def demo_student(run_dir="runs/demo", *, config: DemoConfig = None, fresh=False,
     path = run_dir / f"student_kd_seed{seed}.pt"
     kd_cfg = config.student_kd.replace(seed=seed)
     teacher = None
-    if fresh or not _reusable(path, student_cfg, kd_cfg):  # the student must be (re)trained: it needs the teacher
-        teacher, _ = _trained(teacher_cfg, config.teacher_train.replace(seed=0), None, data, run_dir / "teacher.pt",
-                              fresh, "teacher")
-    student, _ = _trained(student_cfg, kd_cfg, teacher, data, path, fresh, f"student_kd seed {seed}")
+    stale = fresh or not _reusable(path, student_cfg, kd_cfg)
+    if stale:  # the student must be (re)trained, from scratch (a stale checkpoint cannot be resumed): it needs the teacher
+        t_cfg, t_path = config.teacher_train.replace(seed=0), run_dir / "teacher.pt"
+        teacher, _ = _trained(teacher_cfg, t_cfg, None, data, t_path, fresh or not _reusable(t_path, teacher_cfg, t_cfg),
+                              "teacher")
+    student, _ = _trained(student_cfg, kd_cfg, teacher, data, path, stale, f"student_kd seed {seed}")
     return student, path, data
 
 
