@@ -324,6 +324,30 @@ void ekd_dwconv2d_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w
                     o[c + 3] = ekd_requant_out(a3, mult[c + 3], shift[c + 3], out_offset, lo, hi);
                 }
             }
+#else
+            if (dm == 1) {
+                /* four channels per pass: four independent accumulators over one tap rectangle */
+                for (; c + 4 <= ch; c += 4) {
+                    int32_t a0 = bias ? bias[c] : 0, a1 = bias ? bias[c + 1] : 0;
+                    int32_t a2 = bias ? bias[c + 2] : 0, a3 = bias ? bias[c + 3] : 0;
+                    for (fy = fy0; fy < fy1; ++fy) {
+                        const int8_t *xr = x0 + (fy - fy0) * in_w * ch + c;
+                        const int8_t *wr = w0 + (fy - fy0) * k_w * ch + c;
+                        for (fx = fx0; fx < fx1; ++fx) {
+                            a0 += ((int32_t)xr[0] + in_offset) * (int32_t)wr[0];
+                            a1 += ((int32_t)xr[1] + in_offset) * (int32_t)wr[1];
+                            a2 += ((int32_t)xr[2] + in_offset) * (int32_t)wr[2];
+                            a3 += ((int32_t)xr[3] + in_offset) * (int32_t)wr[3];
+                            xr += ch;
+                            wr += ch;
+                        }
+                    }
+                    o[c] = ekd_requant_out(a0, mult[c], shift[c], out_offset, lo, hi);
+                    o[c + 1] = ekd_requant_out(a1, mult[c + 1], shift[c + 1], out_offset, lo, hi);
+                    o[c + 2] = ekd_requant_out(a2, mult[c + 2], shift[c + 2], out_offset, lo, hi);
+                    o[c + 3] = ekd_requant_out(a3, mult[c + 3], shift[c + 3], out_offset, lo, hi);
+                }
+            }
 #endif
             for (; c < out_c; ++c) {  /* output channel c reads input channel c / dm */
                 int32_t acc = bias ? bias[c] : 0;
