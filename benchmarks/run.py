@@ -441,8 +441,9 @@ def accuracy_bench(recs, model_name, model, arts, host, data, quick):
 
 # ---- folded reports ----------------------------------------------------------------------------
 
-def fold_reports(recs, reports_dir, work_dir):
-    """Other stages' reports and the exports' parity records, kept whole under ``data``."""
+def fold_reports(recs, reports_dir, work_dir, models=None):
+    """Other stages' reports and the exports' parity records (of ``models``, default all folders
+    under ``work_dir``), kept whole under ``data``."""
     for fname in FOLDED_REPORTS:
         path = Path(reports_dir) / fname
         if not path.is_file():
@@ -461,6 +462,8 @@ def fold_reports(recs, reports_dir, work_dir):
                              bytes_int8=row.get("bytes_int8"), params=row.get("params"))
     for path in sorted(Path(work_dir).glob("*/*/parity.json")):
         model, kind = path.parent.parent.name, path.parent.name
+        if models is not None and model not in models:
+            continue                    # a stale folder from an earlier run
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError:
@@ -524,7 +527,7 @@ def bench(out="reports/bench.json", *, quick=False, runs_dir="runs/demo", work_d
                           f"{macs:,} MACs: emulated on cortex-m4 -O2 only (time); other builds report flash/RAM")
             mcu_bench(recs, name, c_art.file(".h").parent, x_q, y, macs, name=c_art.name, cores=cores, opts=opts,
                       emulate=emulate, work_dir=work_dir / name, arena_bytes=arena, timeout_s=180.0 if big else 60.0)
-    fold_reports(recs, reports_dir, work_dir)
+    fold_reports(recs, reports_dir, work_dir, models={r["model"] for r in recs.rows})
     recs.add("*", "host", "benchmarks", "bench_seconds", time.perf_counter() - t_start, "s", quick=quick)
     atomic_write_json(Path(out), recs.rows)
     logger.info(f"wrote {len(recs.rows)} records to {out}")
