@@ -190,12 +190,13 @@ static void ekd_im2col(const ekd_conv_params *p, const int8_t *in, int32_t oy, i
 void ekd_conv2d_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *bias,
                    const int32_t *mult, const int32_t *shift, int8_t *out, int16_t *scratch)
 {
-    /* scratch: 2 * K int16 (two widened receptive fields); 2 pixels x 2 channels per pass */
+    /* scratch: 2 * (K rounded up to even) int16 (two widened receptive fields); 2 pixels x 2
+     * channels per pass */
     const int32_t k = p->k_h * p->k_w * p->in_c;
     const int32_t out_w = p->out_w, out_c = p->out_c, npix = p->out_h * p->out_w;
     const int32_t out_offset = p->out_offset, lo = p->act_min, hi = p->act_max;
     int16_t *col0 = scratch;
-    int16_t *col1 = scratch + k;
+    int16_t *col1 = scratch + ((k + 1) & ~1);   /* keeps col1 word aligned */
     int32_t pix, oc;
     for (pix = 0; pix < npix; pix += 2) {
         const int two = pix + 1 < npix;

@@ -125,7 +125,7 @@ typedef struct {
 /* ---- kernels --------------------------------------------------------------------------------- */
 
 /* scratch: EKD_CONV_SCRATCH(k_h * k_w * in_c) int16 values, planned in the arena */
-#define EKD_CONV_SCRATCH(k) (2 * (k))
+#define EKD_CONV_SCRATCH(k) (2 * (((k) + 1) & ~1))
 void ekd_conv2d_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *bias,
                    const int32_t *mult, const int32_t *shift, int8_t *out, int16_t *scratch);
 void ekd_dwconv2d_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *bias,

@@ -248,7 +248,7 @@ class _Lowering:
             call, scratch = f"ekd_dwconv2d_s8(&{pname}, {{in0}}, {w_args}, {{out}});", 0
         else:
             kk = kh * kw * ic
-            call, scratch = f"ekd_conv2d_s8(&{pname}, {{in0}}, {w_args}, {{out}}, {{scratch}});", 2 * (2 * kk)
+            call, scratch = f"ekd_conv2d_s8(&{pname}, {{in0}}, {w_args}, {{out}}, {{scratch}});", 4 * (kk + kk % 2)
         macs = oh * ow * oc * kh * kw * (1 if depthwise else ic)
         self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, macs, scratch=scratch))
 
