@@ -72,3 +72,19 @@ def test_a_plain_torch_file_is_not_an_edgekd_checkpoint(tmp_path):
     torch.save({"w": torch.ones(1)}, tmp_path / "plain.pt")
     with pytest.raises(CheckpointError, match="not an edgekd checkpoint"):
         load_checkpoint(tmp_path / "plain.pt")
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import stat
+
+    from edgekd.io import atomic_dir, atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        f = atomic_write_text(tmp_path / "r.json", "{}")
+        with atomic_dir(tmp_path / "folder") as d:
+            (d / "x").write_text("1")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(f.stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
