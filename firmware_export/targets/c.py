@@ -680,9 +680,8 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
                 raise ExportError(f"layer {s.layer!r}: reads tensor {graph.tensors[i].name!r} that no earlier op produced")
     if graph.outputs[0] not in root:
         raise ExportError(f"{graph.path}: no op produces the model output")
-    if root[graph.outputs[0]] == "input":  # identity model
-        steps.append(_Step(steps[-1].op if steps else None, "copy", f"ekd_copy_s8({{in0}}, {{out}}, {tout.size});",
-                           [graph.inputs[0]], graph.outputs[0]))
+    if root[graph.outputs[0]] == "input":
+        raise ExportError(f"{graph.path}: the model output is its input (no operator computes anything)")
     buffers = {}
     for k, s in enumerate(steps):
         for t in [s.output] + s.inputs:
