@@ -11,6 +11,7 @@ pytest.importorskip("unicorn")
 pytest.importorskip("elftools")
 pytest.importorskip("capstone")
 pytest.importorskip("litert_torch")
+pytest.importorskip("benchmarks.mcu.emulate", reason="the Cortex-M emulation harness (benchmarks/mcu) is needed")
 if shutil.which("arm-none-eabi-gcc") is None or shutil.which("gcc") is None:
     pytest.skip("arm-none-eabi-gcc (make toolchain) and gcc are needed", allow_module_level=True)
 
