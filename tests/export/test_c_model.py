@@ -234,3 +234,9 @@ def test_missing_compiler_is_a_clear_error(every_op_c, monkeypatch, tmp_path):
     (tmp_path / "copy" / "net.c").write_text((tmp_path / "copy" / "net.c").read_text() + "\n/* changed */\n")
     with pytest.raises(ExportError, match="C compiler"):
         ctarget.compile_harness(tmp_path / "copy", "net")
+
+
+def test_time_invoke_runs_the_compiled_model(every_op_c):
+    x = np.zeros(INPUT_SHAPE, np.int8)
+    t = every_op_c.time_invoke(x, repeats=20)
+    assert 0 < t < 0.1
