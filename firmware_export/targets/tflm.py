@@ -8,6 +8,7 @@ FULLY_CONNECTED requantizes differently, see ``parity.LITERT_REF_LSB``), vs XNNP
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import signal
 import time
@@ -70,6 +71,7 @@ def probe_arena(model_bytes, arena, x_q) -> bool:
     if pid == 0:  # child: try, report by exit status, never return into the caller's code
         code = 3
         try:
+            faulthandler.disable()  # a segfault here is an answer ("too small"), not a crash to report
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, 1)
             os.dup2(null, 2)
