@@ -151,19 +151,29 @@ def _reusable(path, model_cfg, train_cfg) -> bool:
 
 
 def _trained(model_cfg, train_cfg, teacher, data, path, fresh, label):
-    """Train (or reuse a finished checkpoint made with the same configs)."""
-    model = build_model(model_cfg)
+    """Train, resume an unfinished run of the same configs, or reuse a finished one.
+
+    A checkpoint made with other configs is not resumed (it would mix two runs): it is replaced.
+    """
+    resume = False
     if not fresh and path.is_file():
         state = load_checkpoint(path)
-        done = state.get("epoch", -1) + 1 >= train_cfg.epochs
-        if done and state.get("train_config") == train_cfg.to_dict() and state.get("model_config") == model_cfg.to_dict():
+        same = (state.get("train_config") == train_cfg.to_dict()
+                and state.get("model_config") == model_cfg.to_dict())
+        if same and state.get("epoch", -1) + 1 >= train_cfg.epochs:
+            model = build_model(model_cfg)
             model.load_state_dict(state["model"])
             logger.info(f"{label}: reusing {path}")
             return model.eval(), float(sum(e["seconds"] for e in state["history"]))
+        resume = same
+        if not same:
+            logger.info(f"{label}: {path} was made with other configs; training from scratch")
     torch.manual_seed(train_cfg.seed)
     model = build_model(model_cfg)
     logger.info(f"{label}: training {model_cfg.name}")
-    history = distill(teacher, model, data, train_cfg, checkpoint=path, resume=not fresh, model_config=model_cfg)
+    if not resume and path.is_file():
+        path.unlink()
+    history = distill(teacher, model, data, train_cfg, checkpoint=path, resume=resume, model_config=model_cfg)
     return model.eval(), float(sum(e["seconds"] for e in history.epochs))
 
 
