@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config, register
 from ..errors import ConfigError, DataError, invalid_value
 from ..io import atomic_path
-from ..log import logger, set_log_level
+from ..log import set_log_level
+from .finetune import finetune
 
 FORMATS = ("qcdq", "qonnx")
 
@@ -122,28 +122,9 @@ def lowbit(model: nn.Module, data, config: LowBitConfig, *, teacher=None, verbos
     torch.manual_seed(config.seed)
     q = to_lowbit(model, config)
     gen = torch.Generator().manual_seed(config.seed)
-    opt = torch.optim.Adam(q.parameters(), lr=config.lr)
-    for epoch in range(config.epochs):
-        q.train()
-        order = torch.randperm(len(train), generator=gen)
-        total = 0.0
-        for start in range(0, len(order), config.batch_size):
-            idx = order[start:start + config.batch_size]
-            x, y = train.x[idx], train.y[idx]
-            logits = q(x)
-            loss = F.cross_entropy(logits, y)
-            if teacher is not None and config.kd_alpha > 0:
-                with torch.no_grad():
-                    t_logits = teacher(x)
-                t = config.temperature
-                soft = F.kl_div(F.log_softmax(logits / t, -1), F.log_softmax(t_logits / t, -1), log_target=True,
-                                reduction="batchmean") * t * t
-                loss = (1 - config.kd_alpha) * loss + config.kd_alpha * soft
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        logger.info(f"lowbit {config.weight_bits}-bit epoch {epoch + 1}/{config.epochs}: loss {total / len(train):.4f}")
+    finetune(q, train, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, generator=gen,
+             teacher=teacher, kd_alpha=config.kd_alpha, temperature=config.temperature,
+             label=f"lowbit {config.weight_bits}-bit")
     return q.eval()
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from ..config import Config, register
 from ..errors import ConfigError, DataError, invalid_value
-from ..log import logger, set_log_level
+from ..log import set_log_level
+from .finetune import finetune
 
 METHODS = ("ptq", "qat")
 
@@ -111,28 +111,9 @@ def qat(model, train, config: Int8Config, *, teacher=None):
         move_exported_model_to_eval(graph)
         idx = torch.randperm(len(train), generator=gen)[:config.calibration_samples]
         graph(train.x[idx])
-    opt = torch.optim.Adam(graph.parameters(), lr=config.qat_lr)
-    for epoch in range(config.qat_epochs):
-        move_exported_model_to_train(graph)
-        order = torch.randperm(len(train), generator=gen)
-        total = 0.0
-        for start in range(0, len(order), config.batch_size):
-            batch = order[start:start + config.batch_size]
-            x, y = train.x[batch], train.y[batch]
-            logits = graph(x)
-            loss = F.cross_entropy(logits, y)
-            if teacher is not None and config.kd_alpha > 0:
-                with torch.no_grad():
-                    t_logits = teacher(x)
-                t = config.temperature
-                soft = F.kl_div(F.log_softmax(logits / t, -1), F.log_softmax(t_logits / t, -1), log_target=True,
-                                reduction="batchmean") * t * t
-                loss = (1 - config.kd_alpha) * loss + config.kd_alpha * soft
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(batch)
-        logger.info(f"int8 QAT epoch {epoch + 1}/{config.qat_epochs}: loss {total / len(train):.4f}")
+    finetune(graph, train, epochs=config.qat_epochs, batch_size=config.batch_size, lr=config.qat_lr, generator=gen,
+             teacher=teacher, kd_alpha=config.kd_alpha, temperature=config.temperature,
+             set_train=move_exported_model_to_train, label="int8 QAT")
     return _finish(graph)
 
 
