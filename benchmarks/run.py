@@ -166,7 +166,6 @@ def mcu_bench(recs, model, c_dir, x_q, expected, macs, *, name="model", kind="nn
               emulate=True, work_dir=None, timeout_s=60.0, arena_bytes=None):
     """Cross-build + sizes + emulation of one C export folder on every core/opt/variant."""
     from .mcu.costmodel import cost_model
-    from .mcu.emulate import Emulator
     from .mcu.toolchain import CORES, OPT_LEVELS, find_compiler
 
     if not find_compiler():
@@ -312,7 +311,6 @@ def host_bench(recs, model_name, model, arts, x, data, work_dir, quick, tflite_r
     warm, runs = (5, 30) if quick else (20, 200)
     n_threads = os.cpu_count() or 1
     threads = sorted({1, n_threads})
-    lat = dict(unit="ms")
 
     def add_latency(runtime, res, **extra):
         recs.add(model_name, "host", runtime, "latency_ms", res["median_ms"], "ms", p90_ms=res["p90_ms"],

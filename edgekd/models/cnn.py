@@ -1,5 +1,4 @@
 """Small CNNs for image classification: a teacher and a tiny student."""
-import torch
 from torch import nn
 
 from .registry import register_model

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import cgen, parity
+from .. import cgen
 from ..errors import ExportError
 from ..interp import run_tflm, tflm_module
 from . import tflite
