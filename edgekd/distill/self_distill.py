@@ -298,8 +298,9 @@ def spectral_diagnostic(s, Vt, theta, lam, tops=(1, 3)):
 def plugin_oracle(X, y, lams, k=2, *, svd=None):
     """Fixed-design excess risk of tuned ridge and of k-step SD with oracle xis, taking the least
     squares fit of (X, y) as theta* and its residual variance as sigma^2 (Pareek et al.'s setting
-    with plug-in values). ``ridge_over_noise`` bounds what any filter can gain in MSE relative to
-    the noise level; ``ratio`` is how much of ridge's excess risk SD could remove at best."""
+    with plug-in values). ``ratio`` is the part of ridge's excess risk that k-step SD keeps at best,
+    ``ridge_over_noise`` ridge's excess risk relative to the noise, and ``best_mse_gain`` the
+    relative cut of the prediction MSE (noise + excess risk) that the oracle xis would give."""
     U, s, Vt = svd if svd is not None else np.linalg.svd(np.asarray(X, float), full_matrices=False)
     n, d = X.shape
     w = (U.T @ y) / s  # least squares in V coordinates
@@ -308,7 +309,9 @@ def plugin_oracle(X, y, lams, k=2, *, svd=None):
     ridge_risk = min(expected_excess_risk(s, w, sigma, lam, np.zeros(0), n) for lam in lams)
     sd_risk = min(expected_excess_risk(s, w, sigma, lam, oracle_products(s, w, sigma, lam, k, n), n) for lam in lams)
     return {"sigma2": sigma2, "ridge_excess": ridge_risk, f"sd{k}_excess": sd_risk,
-            "ratio": sd_risk / ridge_risk if ridge_risk > 0 else 1.0, "ridge_over_noise": ridge_risk / sigma2}
+            "ratio": sd_risk / ridge_risk if ridge_risk > 0 else 1.0, "ridge_over_noise": ridge_risk / sigma2,
+            # prediction MSE = noise + excess risk: the largest relative MSE cut the oracle filter gives
+            "best_mse_gain": (ridge_risk - sd_risk) / (sigma2 + ridge_risk)}
 
 
 def _ridge_with_intercept(X, y, lam):

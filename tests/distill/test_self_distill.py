@@ -323,3 +323,20 @@ def test_fit_split_never_looks_at_the_test_targets():
         assert {k: v for k, v in a[m].items() if k != "test_mse"} == {k: v for k, v in b[m].items() if k != "test_mse"}
         assert a[m]["test_mse"] != b[m]["test_mse"]
     assert a["diagnostic"] == b["diagnostic"]
+
+
+def test_plugin_best_mse_gain_by_hand():
+    # one direction: s = sqrt(n), ridge excess risk and the oracle's are in closed form at the best lam
+    n, sigma, w = 4, 1.0, 0.5
+    X = np.zeros((n, 1))
+    X[:, 0] = 1.0  # s = 2 = sqrt(n)
+    y = X[:, 0] * w + np.array([1.0, -1.0, 1.0, -1.0]) * np.sqrt(3 / 4) * sigma  # RSS / (n - 1) = sigma^2
+    lams = np.linspace(1e-3, 10, 20001)
+    out = plugin_oracle(X, y, lams)
+    # ridge in 1-D: risk(lam) = (r - 1)^2 w^2 + r^2 sigma^2 / n with r = 4/(4+lam), minimised at r = w^2/(w^2+sigma^2/n)
+    r = w**2 / (w**2 + sigma**2 / n)
+    ridge_best = (r - 1) ** 2 * w**2 + r**2 * sigma**2 / n
+    assert out["ridge_excess"] == pytest.approx(ridge_best, rel=1e-6)
+    # with one direction any SD filter is a scalar multiple of ridge: no gain
+    assert out["best_mse_gain"] == pytest.approx(0.0, abs=1e-7)
+    assert out["ridge_over_noise"] == pytest.approx(ridge_best / sigma**2, rel=1e-6)
