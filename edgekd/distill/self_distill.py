@@ -222,6 +222,7 @@ class SelfDistillConfig(Config):
     # lam = c * n_train for c in this grid (features are standardised, so X^T X ~ n * correlation)
     lam_grid: list[float] = field(default_factory=lambda: [float(c) for c in np.logspace(-5, 2, 29)])
     cv_folds: int = 5  # folds of the validation rows used to pick lam and k for SD
+    ridge_folds: int = 5  # folds of the train rows used to pick ridge's lam (cross-validation)
     xi_range: Literal["any", "unit"] = "any"  # 'unit' keeps each xi in [0, 1]
     sd_lam: Literal["cv", "ridge"] = "cv"  # SD's lam: own choice (cv) or the lam tuned for ridge
 
@@ -234,6 +235,8 @@ class SelfDistillConfig(Config):
             raise ConfigError(f"SelfDistillConfig.lam_grid: needs positive values, got {self.lam_grid}")
         if self.cv_folds < 2:
             raise ConfigError(f"SelfDistillConfig.cv_folds: must be >= 2, got {self.cv_folds}")
+        if self.ridge_folds < 2:
+            raise ConfigError(f"SelfDistillConfig.ridge_folds: must be >= 2, got {self.ridge_folds}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,25 +248,110 @@ def _mse(a, b):
     return float(np.mean((np.asarray(a) - np.asarray(b)) ** 2))
 
 
+def unit_folds(n, k, rng, groups=None):
+    """``k`` folds of ``range(n)`` (index arrays); with ``groups`` every unit falls in one fold."""
+    if groups is None:
+        return np.array_split(rng.permutation(n), k)
+    _, unit = np.unique(groups, return_inverse=True)
+    fold_of_unit = rng.permutation(unit.max() + 1) % k
+    return [np.flatnonzero(fold_of_unit[unit] == f) for f in range(k)]
+
+
+def ridge_cv_coef(X, y, coefs, folds):
+    """The c of ``lam = c * n_fit`` with the lowest K-fold cross-validated squared error on (X, y)."""
+    err = np.zeros(len(coefs))
+    for f in folds:
+        keep = np.ones(len(y), bool)
+        keep[f] = False
+        U, s, Vt = np.linalg.svd(X[keep], full_matrices=False)
+        uty, B, n_fit = U.T @ y[keep], X[f] @ Vt.T, int(keep.sum())
+        for i, c in enumerate(coefs):
+            err[i] += float(np.sum((B @ (s / (s**2 + c * n_fit) * uty) - y[f]) ** 2))
+    return float(coefs[int(np.argmin(err))])
+
+
+def spectral_diagnostic(s, Vt, theta, lam, tops=(1, 3)):
+    """Where the theory's conditions for an SD gain can be read off (Pareek et al. Sec. 4).
+
+    ``s`` (descending) and ``Vt`` are the design's singular values and right singular vectors,
+    ``theta`` an estimate (the tuned ridge solution), ``lam`` its penalty. Returns the spread of
+    the singular values (largest / smallest, smallest relative gap between neighbours), the
+    fraction of ``||theta||^2`` along the top-1 / top-3 singular directions and along the single
+    direction holding most, and the weakest direction's ridge shrinkage ``r = s^2 / (s^2 + lam)``
+    (a filter can only act where ``r < 1``: when all r are ~1 ridge is ~least squares and no
+    k-step filter differs from it much).
+    """
+    s = np.asarray(s, float)
+    a2 = (np.asarray(Vt, float) @ np.asarray(theta, float)) ** 2
+    total = float(a2.sum())
+    frac = a2 / total if total > 0 else np.zeros_like(a2)
+    gaps = (s[:-1] - s[1:]) / s[:-1] if len(s) > 1 else np.zeros(0)
+    out = {"condition": float(s[0] / s[-1]) if s[-1] > 0 else math.inf,
+           "min_relative_gap": float(gaps.min()) if len(gaps) else 0.0,
+           "max_direction_fraction": float(frac.max()), "max_direction": int(np.argmax(frac)),
+           "shrinkage_min": float(shrinkage(s, lam).min())}
+    for t in tops:
+        out[f"top{t}_fraction"] = float(frac[:t].sum())
+    return out
+
+
+def plugin_oracle(X, y, lams, k=2, *, svd=None):
+    """Fixed-design excess risk of tuned ridge and of k-step SD with oracle xis, taking the least
+    squares fit of (X, y) as theta* and its residual variance as sigma^2 (Pareek et al.'s setting
+    with plug-in values). ``ratio`` is the part of ridge's excess risk that k-step SD keeps at best,
+    ``ridge_over_noise`` ridge's excess risk relative to the noise, and ``best_mse_gain`` the
+    relative cut of the prediction MSE (noise + excess risk) that the oracle xis would give."""
+    U, s, Vt = svd if svd is not None else np.linalg.svd(np.asarray(X, float), full_matrices=False)
+    n, d = X.shape
+    w = (U.T @ y) / s  # least squares in V coordinates
+    sigma2 = float(np.sum((y - U @ (U.T @ y)) ** 2) / max(n - d, 1))
+    sigma = math.sqrt(sigma2)
+    ridge_risk = min(expected_excess_risk(s, w, sigma, lam, np.zeros(0), n) for lam in lams)
+    sd_risk = min(expected_excess_risk(s, w, sigma, lam, oracle_products(s, w, sigma, lam, k, n), n) for lam in lams)
+    return {"sigma2": sigma2, "ridge_excess": ridge_risk, f"sd{k}_excess": sd_risk,
+            "ratio": sd_risk / ridge_risk if ridge_risk > 0 else 1.0, "ridge_over_noise": ridge_risk / sigma2,
+            # prediction MSE = noise + excess risk: the largest relative MSE cut the oracle filter gives
+            "best_mse_gain": (ridge_risk - sd_risk) / (sigma2 + ridge_risk)}
+
+
+def _ridge_with_intercept(X, y, lam):
+    """Ridge on centred copies of (X, y) plus the intercept that centring removed."""
+    mx, my = X.mean(axis=0), float(y.mean())
+    theta = ridge(X - mx, y - my, lam)
+    return theta, my - float(mx @ theta)
+
+
 def fit_split(data, config: SelfDistillConfig, seed=0) -> dict:
     """Tuned ridge, sd1, sd2 and sdk on one TabularSplits; returns test MSEs and the chosen settings.
 
-    Ridge: lam by validation MSE. SD (k steps): for every lam the xis are the exact validation
-    least-squares solution; lam (and k for sdk) are picked by the held-out error of that fit across
-    folds of the validation rows (the in-sample validation error always prefers the largest k,
-    since the k-step filters contain the (k-1)-step ones); xis are then refit on all validation rows.
-    With ``config.sd_lam == 'ridge'`` SD keeps ridge's lam and only k is picked that way.
+    Ridge (the teacher): lam = c * n_train with c picked by K-fold cross-validation on the train
+    rows only. SD (k steps): for every lam the xis are the exact validation least-squares solution;
+    lam (and k for sdk) are picked by the held-out error of that fit across folds of the validation
+    rows (the in-sample validation error always prefers the largest k, since the k-step filters
+    contain the (k-1)-step ones); xis are then refit on all validation rows. With
+    ``config.sd_lam == 'ridge'`` SD keeps ridge's lam and only k is picked that way.
+    ``ridge_trainval`` is a reference with the rows SD sees: ridge refit on train + validation,
+    its lam by cross-validation there. Folds respect the table's units (``groups_*``) if it has any.
+    The test rows are used for nothing but the reported MSEs.
     """
     X, y, Xv, yv, Xt, yt = data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test
     n = len(y)
+    rng = np.random.default_rng(seed)
     svd = np.linalg.svd(X, full_matrices=False)
-    lams = [c * n for c in config.lam_grid]
-    folds = np.array_split(np.random.default_rng(seed).permutation(len(yv)), config.cv_folds)
+    coefs = np.asarray(config.lam_grid, float)
+    lams = [c * n for c in coefs]
 
-    val_ridge = [_mse(Xv @ self_distill_products(X, y, lam, [], svd=svd), yv) for lam in lams]
-    lam_r = lams[int(np.argmin(val_ridge))]
-    out = {"ridge": {"test_mse": _mse(Xt @ self_distill_products(X, y, lam_r, [], svd=svd), yt), "lam": lam_r}}
+    lam_r = ridge_cv_coef(X, y, coefs, unit_folds(n, config.ridge_folds, rng, data.groups_train)) * n
+    theta_r = self_distill_products(X, y, lam_r, [], svd=svd)
+    out = {"ridge": {"test_mse": _mse(Xt @ theta_r, yt), "val_mse": _mse(Xv @ theta_r, yv), "lam": lam_r}}
 
+    Xtv, ytv = np.vstack([X, Xv]), np.concatenate([y, yv])
+    gtv = None if data.groups_train is None else np.concatenate([data.groups_train, data.groups_val])
+    lam_tv = ridge_cv_coef(Xtv, ytv, coefs, unit_folds(len(ytv), config.ridge_folds, rng, gtv)) * len(ytv)
+    theta_tv, b_tv = _ridge_with_intercept(Xtv, ytv, lam_tv)
+    out["ridge_trainval"] = {"test_mse": _mse(Xt @ theta_tv + b_tv, yt), "lam": lam_tv}
+
+    folds = unit_folds(len(yv), config.cv_folds, rng, data.groups_val)
     if config.sd_lam == "ridge":
         lams = [lam_r]
     cv = np.zeros((len(lams), config.max_k))
@@ -288,6 +376,9 @@ def fit_split(data, config: SelfDistillConfig, seed=0) -> dict:
             out[f"sd{k}"] = fit(k, int(np.argmin(cv[:, k - 1])))
     i, kk = np.unravel_index(int(np.argmin(cv)), cv.shape)
     out["sdk"] = fit(int(kk) + 1, int(i))
+    out["diagnostic"] = {**spectral_diagnostic(svd[1], svd[2], theta_r, lam_r),
+                         "singular_values": (svd[1] / math.sqrt(n)).tolist(),
+                         "plugin": plugin_oracle(X, y, [c * n for c in coefs], svd=svd)}
     return out
 
 
@@ -296,31 +387,65 @@ def _summary(values):
     return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
 
 
+def _verdict(low, high):
+    return "better" if low > 0 else "worse" if high < 0 else "no difference"
+
+
+def _mean_diagnostic(diags):
+    """Each number averaged over the splits (lists element-wise); for ``max_direction`` how often
+    each singular direction was the one holding most of the ridge solution."""
+    out = {}
+    for key, first in diags[0].items():
+        values = [d[key] for d in diags]
+        if key == "max_direction":
+            out[key] = {str(i): values.count(i) for i in sorted(set(values))}
+        elif isinstance(first, dict):
+            out[key] = _mean_diagnostic(values)
+        else:
+            out[key] = np.mean(np.asarray(values, float), axis=0).tolist()
+    return out
+
+
 def tabular_experiment(name, config: SelfDistillConfig | None = None, *, verbose=None) -> dict:
-    """Test MSE of tuned ridge, sd1, sd2, sdk on ``config.splits`` random splits of a shipped table."""
+    """Test MSE of tuned ridge, sd1, sd2, sdk on ``config.splits`` random splits of a shipped table.
+
+    Every method's ``gain`` is the paired difference ridge - method over the splits (positive:
+    the method has the lower test MSE) with its 95% t-interval, and ``verdict`` reads that
+    interval ('better' when it lies above zero, 'worse' below, else 'no difference').
+    """
     from ..data.tabular import load_table, split_table
+    from ..stats import paired_ci
 
     set_log_level(verbose)
     config = config or SelfDistillConfig()
-    x, y, names = load_table(name)
+    table = load_table(name)
     runs = []
     for seed in range(config.splits):
-        data = split_table(x, y, seed=seed, val_frac=config.val_frac, test_frac=config.test_frac,
-                           name=name, feature_names=names)
+        data = split_table(table.x, table.y, seed=seed, val_frac=config.val_frac, test_frac=config.test_frac,
+                           name=name, feature_names=table.feature_names, groups=table.groups)
         runs.append(fit_split(data, config, seed=seed))
-        logger.info(f"{name} split {seed}: " + "  ".join(f"{m} {r['test_mse']:.3f}" for m, r in runs[-1].items()))
+        logger.info(f"{name} split {seed}: " + "  ".join(f"{m} {r['test_mse']:.3f}" for m, r in runs[-1].items()
+                                                            if m != "diagnostic"))
     methods = {}
-    for m in runs[0]:
-        methods[m] = _summary([r[m]["test_mse"] for r in runs])
+    ridge_mse = np.array([r["ridge"]["test_mse"] for r in runs])
+    for m in (m for m in runs[0] if m != "diagnostic"):
+        mse = np.array([r[m]["test_mse"] for r in runs])
+        methods[m] = _summary(mse)
         if m != "ridge":
-            diff = np.array([r[m]["test_mse"] - r["ridge"]["test_mse"] for r in runs])
-            methods[m]["vs_ridge"] = {**_summary(diff), "wins": int(np.sum(diff < 0)),
-                                      "relative": float(np.mean(diff) / methods["ridge"]["mean"])}
+            row = {"mean": float(np.mean(ridge_mse - mse)), "std": float(np.std(ridge_mse - mse, ddof=1)) if len(mse) > 1 else 0.0,
+                   "wins": int(np.sum(mse < ridge_mse)), "relative": float(np.mean(ridge_mse - mse) / ridge_mse.mean())}
+            if len(mse) > 1:
+                _, low, high = paired_ci(ridge_mse, mse)
+                row |= {"ci95": [low, high], "verdict": _verdict(low, high)}
+            methods[m]["gain"] = row
+        if m.startswith("sd"):
             methods[m]["xi_outside_unit"] = int(sum(not r[m]["xi_in_unit"] for r in runs))
     ks = [r["sdk"]["k"] for r in runs]
     methods["sdk"]["k"] = {str(k): ks.count(k) for k in sorted(set(ks))}
-    return {"dataset": name, "n": int(len(y)), "d": int(x.shape[1]), "target_std": float(y.std()),
-            "config": config.to_dict(), "methods": methods, "per_split": runs}
+    return {"dataset": name, "n": int(len(table.y)), "d": int(table.x.shape[1]), "target": table.target,
+            "target_std": float(table.y.std()), "grouped": table.groups is not None,
+            "config": config.to_dict(), "methods": methods,
+            "diagnostic": _mean_diagnostic([r["diagnostic"] for r in runs]), "per_split": runs}
 
 
 # ---------------------------------------------------------------------------------------------

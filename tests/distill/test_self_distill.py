@@ -6,9 +6,9 @@ import pytest
 
 from edgekd.distill.self_distill import (
     SelfDistillConfig, expected_excess_risk, filter_basis, fit_products, fit_split, network_generations,
-    oracle_products, products_to_xis, ridge, sd_gain, select_xis, self_distill_closed_form,
-    self_distill_products, self_distill_step, self_distill_steps, shrinkage, solve_products,
-    synthetic_design, synthetic_experiment, xis_to_products)
+    oracle_products, plugin_oracle, products_to_xis, ridge, ridge_cv_coef, sd_gain, select_xis,
+    self_distill_closed_form, self_distill_products, self_distill_step, self_distill_steps, shrinkage,
+    solve_products, spectral_diagnostic, synthetic_design, synthetic_experiment, unit_folds, xis_to_products)
 
 
 def _problem(n=40, d=6, seed=0):
@@ -195,9 +195,9 @@ def test_fit_split_on_diabetes():
 
     data = load_tabular("diabetes", seed=0)
     out = fit_split(data, SelfDistillConfig(max_k=3), seed=0)
-    assert set(out) == {"ridge", "sd1", "sd2", "sdk"}
+    assert set(out) == {"ridge", "ridge_trainval", "sd1", "sd2", "sdk", "diagnostic"}
     assert 1 <= out["sdk"]["k"] <= 3
-    assert all(np.isfinite(r["test_mse"]) for r in out.values())
+    assert all(np.isfinite(r["test_mse"]) for m, r in out.items() if m != "diagnostic")
     # tuned ridge is far better than predicting the train mean
     assert out["ridge"]["test_mse"] < 0.7 * np.mean(data.y_test**2)
     same_lam = fit_split(data, SelfDistillConfig(max_k=3, sd_lam="ridge"), seed=0)
@@ -215,7 +215,16 @@ def test_cli_writes_report(tmp_path, capsys):
         methods = report["results"][name]["methods"]
         assert {"ridge", "sd1", "sd2", "sdk"} <= set(methods)
         assert set(methods["sdk"]["k"]) <= {"1", "2"}
-    assert "sdk" in capsys.readouterr().out
+        # the gain's CI is the t-interval of the per-split differences ridge - sd2 (t_{0.975,1} = tan(0.475 pi))
+        runs = report["results"][name]["per_split"]
+        diffs = [r["ridge"]["test_mse"] - r["sd2"]["test_mse"] for r in runs]
+        half = np.tan(0.475 * np.pi) * abs(diffs[0] - diffs[1]) / 2
+        np.testing.assert_allclose(methods["sd2"]["gain"]["ci95"], [np.mean(diffs) - half, np.mean(diffs) + half])
+    printed = capsys.readouterr().out
+    assert "sdk" in printed and "s_max/s_min" in printed
+    markdown = out.with_suffix(".md").read_text()
+    assert "| diabetes (442, 10) | ridge (lam by CV on train) |" in markdown
+    assert "gain over ridge [95% CI]" in markdown and "| boston |" in markdown
     assert main(["selfdistill", "--dataset", "iris"]) == 2
 
 
@@ -233,3 +242,101 @@ def test_network_generations_digits8():
     rows = network_generations(data, cfg, generations=2, alpha=0.5, config=KDConfig(epochs=2, seed=0), seed=0)
     assert [r["generation"] for r in rows] == [0, 1]
     assert all(r["test_accuracy"] > 0.4 for r in rows)  # chance is 0.1
+
+
+def test_ridge_cv_coef_matches_sklearn_over_the_same_folds():
+    from sklearn.linear_model import Ridge
+
+    X, y, rng = _problem(n=60, d=5, seed=7)
+    coefs = np.logspace(-4, 1, 11)
+    folds = unit_folds(len(y), 5, rng)
+    err = np.zeros(len(coefs))
+    for f in folds:
+        keep = np.setdiff1d(np.arange(len(y)), f)
+        for i, c in enumerate(coefs):
+            model = Ridge(alpha=c * len(keep), fit_intercept=False, solver="cholesky").fit(X[keep], y[keep])
+            err[i] += np.sum((model.predict(X[f]) - y[f]) ** 2)
+    assert ridge_cv_coef(X, y, coefs, folds) == coefs[int(np.argmin(err))]
+
+
+def test_unit_folds_keep_units_together():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(30), rng.integers(1, 5, size=30))
+    folds = unit_folds(len(groups), 4, rng, groups)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(groups)))
+    units = [set(groups[f]) for f in folds]
+    assert all(not (units[i] & units[j]) for i in range(4) for j in range(i + 1, 4))
+
+
+def test_spectral_diagnostic_on_a_design_with_known_singular_values():
+    n = 50
+    s_known = np.sqrt(n) * np.array([4.0, 2.0, 1.0, 0.5])
+    X, _, _, _ = synthetic_design(n, 4, singular_values=s_known, alignment="eigenvector", seed=2)
+    U, s, Vt = np.linalg.svd(X, full_matrices=False)
+    np.testing.assert_allclose(s, s_known, rtol=1e-12)
+    lam = 0.5 * n
+    # theta* along the second right singular vector; ridge of noiseless targets stays on it
+    theta_star = Vt[1]
+    d = spectral_diagnostic(s, Vt, ridge(X, X @ theta_star, lam), lam)
+    assert d["condition"] == pytest.approx(8.0)
+    assert d["min_relative_gap"] == pytest.approx(0.5)  # every neighbour is half the previous
+    assert d["top1_fraction"] == pytest.approx(0.0, abs=1e-20) and d["top3_fraction"] == pytest.approx(1.0)
+    assert d["max_direction"] == 1 and d["max_direction_fraction"] == pytest.approx(1.0)
+    assert d["shrinkage_min"] == pytest.approx(0.25 * n / (0.25 * n + lam))  # s_min^2 = 0.25 n
+    # 0.6 along direction 1 and 0.8 along direction 3: 36% top-1, 100% top-3, 64% in the best one
+    d = spectral_diagnostic(s, Vt, 0.6 * Vt[0] - 0.8 * Vt[2], lam)
+    assert (d["top1_fraction"], d["top3_fraction"], d["max_direction_fraction"]) == pytest.approx((0.36, 1.0, 0.64))
+    assert d["max_direction"] == 2
+
+
+@pytest.mark.parametrize("case,expect_gain", [("distinct+aligned", True), ("distinct+spread", False),
+                                              ("equal+aligned", False)])
+def test_plugin_oracle_gain_only_where_the_theory_allows_it(case, expect_gain):
+    from edgekd.distill.self_distill import SYNTHETIC_CASES
+
+    n, d, sigma = 100, 8, 2.0
+    sv, alignment, _ = SYNTHETIC_CASES[case]
+    X, theta_star, _, _ = synthetic_design(n, d, singular_values=sv(n, d), alignment=alignment, seed=0)
+    # noise orthogonal to the columns of X, scaled so least squares returns theta* and sigma exactly
+    U = np.linalg.svd(X, full_matrices=False)[0]
+    z = np.random.default_rng(0).standard_normal(n)
+    e = z - U @ (U.T @ z)
+    e *= sigma * np.sqrt(n - d) / np.linalg.norm(e)
+    out = plugin_oracle(X, X @ theta_star + e, [c * n for c in np.logspace(-4, 2, 241)])
+    assert out["sigma2"] == pytest.approx(sigma**2)
+    if expect_gain:
+        assert out["ratio"] < 0.5  # the docs' oracle table: 0.0409 vs 0.1500 at k = 2
+    else:
+        assert out["ratio"] == pytest.approx(1.0, abs=2e-3)
+
+
+def test_fit_split_never_looks_at_the_test_targets():
+    import dataclasses
+
+    from edgekd.data.tabular import load_tabular
+
+    data = load_tabular("autompg", seed=1)
+    noisy = dataclasses.replace(data, y_test=np.random.default_rng(0).normal(0, 100, len(data.y_test)))
+    a = fit_split(data, SelfDistillConfig(max_k=3), seed=1)
+    b = fit_split(noisy, SelfDistillConfig(max_k=3), seed=1)
+    for m in ("ridge", "ridge_trainval", "sd1", "sd2", "sdk"):
+        assert {k: v for k, v in a[m].items() if k != "test_mse"} == {k: v for k, v in b[m].items() if k != "test_mse"}
+        assert a[m]["test_mse"] != b[m]["test_mse"]
+    assert a["diagnostic"] == b["diagnostic"]
+
+
+def test_plugin_best_mse_gain_by_hand():
+    # one direction: s = sqrt(n), ridge excess risk and the oracle's are in closed form at the best lam
+    n, sigma, w = 4, 1.0, 0.5
+    X = np.zeros((n, 1))
+    X[:, 0] = 1.0  # s = 2 = sqrt(n)
+    y = X[:, 0] * w + np.array([1.0, -1.0, 1.0, -1.0]) * np.sqrt(3 / 4) * sigma  # RSS / (n - 1) = sigma^2
+    lams = np.linspace(1e-3, 10, 20001)
+    out = plugin_oracle(X, y, lams)
+    # ridge in 1-D: risk(lam) = (r - 1)^2 w^2 + r^2 sigma^2 / n with r = 4/(4+lam), minimised at r = w^2/(w^2+sigma^2/n)
+    r = w**2 / (w**2 + sigma**2 / n)
+    ridge_best = (r - 1) ** 2 * w**2 + r**2 * sigma**2 / n
+    assert out["ridge_excess"] == pytest.approx(ridge_best, rel=1e-6)
+    # with one direction any SD filter is a scalar multiple of ridge: no gain
+    assert out["best_mse_gain"] == pytest.approx(0.0, abs=1e-7)
+    assert out["ridge_over_noise"] == pytest.approx(ridge_best / sigma**2, rel=1e-6)
