@@ -94,7 +94,7 @@ def _tree(levels: int, first: int, slot: str, load) -> list[str]:
 def _bound_expr(name: str, j: int, bound_table: bool) -> str:
     """C for the bound word of feature j after the pointers (level clamped), at the current word."""
     N = name.upper()
-    level = f"{N}_LEVEL(lv[{j}])"
+    level = f"{name}_level(lv[{j}])"
     if bound_table:
         return f"bound[({j} * {N}_NUM_LEVELS + {level}) * {N}_WORDS]"
     return f"value[{level} * {N}_WORDS] ^ feature[{j} * {N}_WORDS]"
@@ -179,8 +179,10 @@ def generate(packed: dict, name: str = "ldc", *, bound_table: bool = False) -> d
     body = [
         banner(f"LDC classifier {name}", cfg),
         f'#include "{name}.h"\n\n',
-        comment("out-of-range levels read as the last level"),
-        f"#define {N}_LEVEL(x) ((uint32_t)(x) < {N}_NUM_LEVELS ? (uint32_t)(x) : (uint32_t)({N}_NUM_LEVELS - 1))\n\n",
+        comment("out-of-range levels read as the last level (a function, not a ?: macro: gcc then keeps the "
+                "clamp to cmp + conditional move and folds the row stride into the load)"),
+        f"static inline uint32_t {name}_level(uint32_t level)\n{{\n"
+        f"    return level < {N}_NUM_LEVELS ? level : {N}_NUM_LEVELS - 1u;\n}}\n\n",
         *params,
         comment("class vectors; LSB = bit 0"),
         array_declare(f"{name}_class_words", np.asarray(packed["class_words"]).ravel(), "uint32_t", per_line=6),
