@@ -143,8 +143,8 @@ def generate(packed: dict, name: str = "ldc", *, bound_table: bool = False) -> d
 
     ``bound_table``: store value XOR feature for every (feature, level) in flash (L x F x words x 4
     bytes) instead of the value and feature vectors ((L + F) x words x 4 bytes): one load per
-    feature and word instead of two loads and an XOR (about 9 % fewer cycles at the BCI shape for
-    3x the flash; see docs/eeg.md)."""
+    feature and word instead of two loads and an XOR (13 % fewer M4 cycles at the BCI shape for a
+    3x larger flash image; see docs/eeg.md)."""
     check_identifier(name)
     dim, L, F, C, W = _check_packed(packed)
     if bound_table and L * F * W * 4 > MAX_BOUND_TABLE_BYTES:
