@@ -116,7 +116,9 @@ def _bundle_word(name: str, num_features: int, planes: int, start: int, bound_ta
     if blocks:
         step = f"bound += {1 << B} * {N}_NUM_LEVELS * {N}_WORDS;\n" if bound_table else f"feature += {1 << B} * {N}_WORDS;\n"
         body = _tree(B, 0, "a", load) + [_ripple(f"c{1 << B}a", B, top), f"lv += {1 << B};\n", step]
-        out.append(f"int32_t b;\nfor (b = 0; b < {blocks}; ++b) {{ /* {1 << B} features per pass */\n")
+        out.append(comment(f"{1 << B} features per pass; each line 'u = ...' is a full adder on 32 lanes: "
+                           "acc + a + b = 2 * carry + acc'"))
+        out.append(f"int32_t b;\nfor (b = 0; b < {blocks}; ++b) {{\n")
         out.append(_indent("".join(body), 4) + "}\n")
     for j in range(pairs):
         out += [f"x = {load(2 * j)};\n", f"y = {load(2 * j + 1)};\n", _full_adder("c2a", "p0", "x", "y"),
