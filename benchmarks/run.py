@@ -299,6 +299,15 @@ def ldc_bench(recs, work_dir, reports_dir, cores=None, opts=None, host_runs=200)
         recs.skip(name, "host", "native-c", "ldc host build", err)
     mcu_bench(recs, name, folder, X[0], expected, None, name="ldc", kind="ldc", cores=cores, opts=opts,
               work_dir=Path(work_dir) / name)
+    try:                                # the same model with precomputed bound vectors (more flash, fewer loads)
+        table = export_ldc_c(clf.export_packed(), Path(work_dir) / f"{name}_bound_table" / "ldc-c", name="ldc",
+                             bound_table=True,
+                             parity_levels=X[:32], expected_scores=clf.decision_function(X[:32]))
+    except Exception as err:            # noqa: BLE001
+        recs.skip(f"{name}_bound_table", "host", "native-c", "ldc export", err)
+        return
+    mcu_bench(recs, f"{name}_bound_table", table.path, X[0], expected, None, name="ldc", kind="ldc", cores=cores,
+              opts=opts, work_dir=Path(work_dir) / f"{name}_bound_table")
 
 
 # ---- host --------------------------------------------------------------------------------------
