@@ -13,7 +13,7 @@ import torch
 
 from ..errors import ExportError
 
-TARGETS = ("onnx", "tflite", "tflm", "c")
+TARGETS = ("onnx", "tflite", "tflm", "c", "executorch")
 
 
 def target_module(name: str):
