@@ -1,18 +1,17 @@
-"""Measure every demo model on every runtime: ``python -m benchmarks.run --out reports/bench.json``.
+"""The measuring pieces of ``edgekd bench`` (``benchmarks/bench.py`` runs them), and the old entry point.
 
-Inputs: the demo checkpoints (``runs/demo/teacher.pt``, ``student_kd_seed0.pt``,
-``student_alone_seed0.pt``; ``make demo`` makes them). Each model is exported with
-:func:`firmware_export.export` (onnx fp32, tflite fp32, c int8 whose folder also holds the int8
-.tflite), then measured:
+* :class:`Records`: the flat list of records (model, target, runtime, metric, value, unit + the run's
+  context) that ``bench.json`` holds and ``benchmarks/report.py`` renders.
+* :func:`mcu_bench`: an export's C cross-built per Cortex-M core, flash/RAM from the ELF, one inference
+  emulated in unicorn, cycles from the per-core cost model (ESTIMATES) and ms at a stated clock; the
+  emulated output must equal the host build's.
+* :func:`host_bench`: latency in every host runtime, one thread, the same input: native C (-O2),
+  TFLite Micro, LiteRT (XNNPACK and reference kernels), onnxruntime, ExecuTorch, torch eager and
+  tflite-runtime in its own numpy<2 venv.
+* :func:`accuracy_bench`, :func:`fold_reports` (demo/bci/generators/selfdistill.json and parity),
+  and the calibration kernels of the report's appendix (:func:`reference_kernel_bench`, :func:`ldc_bench`).
 
-* Cortex-M (``benchmarks/mcu``): cross-built for M0+/M4/M7/M33 at -O2/-Os, plain C and the DSP
-  path; flash/RAM from the ELF; one inference emulated in unicorn on a real test image; cycles
-  from the per-core cost model (ESTIMATES); the emulated output must equal the host build's.
-* Host (``benchmarks/host``): torch eager, onnxruntime, LiteRT (XNNPACK and reference kernels),
-  TFLite Micro, native C (-O2) and tflite-runtime in its own numpy<2 venv.
-
-Writes a flat list of records (model, target, runtime, metric, value, unit + context) and folds in
-the other reports (demo, bci, generators, selfdistill) and the exports' parity.json files.
+``python -m benchmarks.run`` is kept: it is ``edgekd bench --demo --zoo`` (what ``make bench`` runs).
 """
 from __future__ import annotations
 
@@ -34,8 +33,6 @@ from edgekd.log import logger, set_log_level
 DEMO_MODELS = ("teacher", "student_kd_seed0", "student_alone_seed0")
 FOLDED_REPORTS = ("demo.json", "bci.json", "generators.json", "selfdistill.json")
 REFERENCE_KERNEL = "reference-fc256x64"
-EMULATE_MAX_MACS = 1_000_000          # bigger models are emulated on M4 -O2 only (~2.5 M instructions/s)
-EMULATE_MAX_MACS_QUICK = 200_000
 SLOW_MODEL_MS = 2.0                   # torch latency above which a model gets fewer timed runs
 
 
@@ -85,7 +82,7 @@ def run_context(command: str) -> dict:
     from .mcu.toolchain import compiler_version
 
     versions = {d: _version(d) for d in ("torch", "numpy", "onnxruntime", "ai-edge-litert", "tflite-micro",
-                                         "litert-torch", "unicorn", "capstone", "pyelftools")}
+                                         "litert-torch", "executorch", "unicorn", "capstone", "pyelftools")}
     versions["python"] = platform.python_version()
     return {"machine": f"{_cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}",
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": command,
@@ -94,24 +91,28 @@ def run_context(command: str) -> dict:
 
 # ---- models ------------------------------------------------------------------------------------
 
-def load_demo_models(runs_dir) -> dict:
-    """{name: eval torch model} from the demo checkpoints; a clear error if the demo did not run."""
+def load_checkpoint_model(path):
+    """(eval torch model, ModelConfig) of an edgekd checkpoint."""
     from edgekd.checkpoint import load_checkpoint
     from edgekd.models import ModelConfig, build_model
 
+    state = load_checkpoint(path)
+    if not state.get("model_config"):
+        raise EdgeKDError(f"{path}: no model_config stored in the checkpoint; cannot rebuild the model")
+    cfg = ModelConfig.from_dict(state["model_config"])
+    model = build_model(cfg)
+    model.load_state_dict(state["model"])
+    return model.eval(), cfg
+
+
+def load_demo_models(runs_dir) -> dict:
+    """{name: eval torch model} from the demo checkpoints; a clear error if the demo did not run."""
     runs_dir = Path(runs_dir)
     found = {n: runs_dir / f"{n}.pt" for n in DEMO_MODELS if (runs_dir / f"{n}.pt").is_file()}
     if not found:
         raise EdgeKDError(f"{runs_dir}: no demo checkpoints ({', '.join(n + '.pt' for n in DEMO_MODELS)}); "
                           "run `make demo` first (or `python -m benchmarks.run --train-quick` for a quick student)")
-    models = {}
-    for name, path in found.items():
-        state = load_checkpoint(path)
-        cfg = ModelConfig.from_dict(state["model_config"])
-        model = build_model(cfg)
-        model.load_state_dict(state["model"])
-        models[name] = model.eval()
-    return models
+    return {name: load_checkpoint_model(path)[0] for name, path in found.items()}
 
 
 def train_quick(runs_dir, dataset="mnist5k", epochs=3, verbose=None) -> Path:
@@ -133,22 +134,38 @@ def train_quick(runs_dir, dataset="mnist5k", epochs=3, verbose=None) -> Path:
 
 # ---- exports -----------------------------------------------------------------------------------
 
-def export_model(model, name, data, work_dir, quick, recs: Records) -> dict:
-    """{kind: Artifact} for onnx fp32, tflite fp32 and c int8 (which holds the int8 .tflite)."""
+# what each export kind is: (target, precision); "c" also holds the int8 .tflite that TFLM and LiteRT run
+EXPORT_KINDS = {"c": ("c", "int8"), "onnx": ("onnx", "fp32"), "tflite-fp32": ("tflite", "fp32"),
+                "executorch-fp32": ("executorch", "fp32"), "executorch-int8": ("executorch", "int8")}
+# the exports each host runtime (and the Cortex-M builds) need
+RUNTIME_EXPORTS = {"native-c": ("c",), "tflm": ("c",), "litert": ("c", "tflite-fp32"), "litert-ref": ("c",),
+                   "tflite-runtime": ("c", "tflite-fp32"), "onnxruntime": ("onnx",),
+                   "executorch": ("executorch-fp32", "executorch-int8"), "torch": (), "cortex-m": ("c",)}
+
+
+def kind_of(art) -> str:
+    """The export kind (a key of EXPORT_KINDS, or "tflite-int8"/"tflm") of an Artifact."""
+    if art.target in ("c", "onnx", "tflm"):
+        return art.target
+    return f"{art.target}-{art.precision}"
+
+
+def export_model(model, name, x, calibration, parity, work_dir, recs: Records, kinds=tuple(EXPORT_KINDS)) -> dict:
+    """{kind: Artifact} for the export ``kinds`` of a float torch model (int8 ones calibrated on
+    ``calibration``); a failed export is a skipped record, not a stop."""
     import torch
 
     import firmware_export
 
-    x = torch.as_tensor(data.test.x[:1])
-    calib = torch.as_tensor(data.train.x[: 128 if quick else 256])
-    parity = torch.as_tensor(data.test.x[: 32 if quick else 64])
     arts = {}
-    for kind, target, precision in (("onnx", "onnx", "fp32"), ("tflite-fp32", "tflite", "fp32"), ("c", "c", "int8")):
+    for kind in kinds:
+        target, precision = EXPORT_KINDS[kind]
         t0 = time.perf_counter()
         try:
-            arts[kind] = firmware_export.export(model, target=target, example_input=x, out_dir=Path(work_dir) / name / kind,
-                                                calibration_data=calib if precision == "int8" else None,
-                                                precision=precision, parity_inputs=parity)
+            arts[kind] = firmware_export.export(
+                model, target=target, example_input=torch.as_tensor(x), out_dir=Path(work_dir) / name / kind,
+                calibration_data=torch.as_tensor(calibration) if precision == "int8" else None,
+                precision=precision, parity_inputs=torch.as_tensor(parity))
             recs.add(name, "host", kind, "export_seconds", time.perf_counter() - t0, "s")
         except Exception as err:       # noqa: BLE001 - one failed export must not stop the others
             recs.skip(name, "host", kind, f"export {target}/{precision}", err)
@@ -162,20 +179,29 @@ def _quantize(x, quant):
 
 # ---- Cortex-M ----------------------------------------------------------------------------------
 
+NO_CROSS_COMPILER = "arm-none-eabi-gcc not found (run `make toolchain` or apt-get install gcc-arm-none-eabi)"
+
+
 def mcu_bench(recs, model, c_dir, x_q, expected, macs, *, name="model", kind="nn", cores=None, opts=None,
-              emulate=True, work_dir=None, timeout_s=60.0, arena_bytes=None):
-    """Cross-build + sizes + emulation of one C export folder on every core/opt/variant."""
+              emulate=True, work_dir=None, timeout_s=60.0, arena_bytes=None, clocks=None, plain_too=True):
+    """Cross-build + sizes + emulation of one C export folder on every core/opt/variant.
+
+    Variants: ``native-c-dsp`` is the export as it is (its SMLAD path on DSP cores), ``native-c`` the
+    plain C path (the only one on M0+); ``plain_too=False`` builds the export as it is only.
+    ``clocks``: {core: MHz} for the latency (default: ``CORES[core].clock_mhz``)."""
     from .mcu.costmodel import cost_model
     from .mcu.toolchain import CORES, OPT_LEVELS, find_compiler
 
     if not find_compiler():
-        recs.skip(model, "cortex-m", "native-c", "mcu", "arm-none-eabi-gcc not found (run `make toolchain`)")
+        recs.skip(model, "cortex-m", "native-c", "mcu", NO_CROSS_COMPILER)
         return
     for core in cores or CORES:
         info = CORES[core]
+        clock = (clocks or {}).get(core, info.clock_mhz)
         for opt in opts or OPT_LEVELS:
-            for variant in (("native-c", "native-c-dsp") if info.dsp and kind == "nn" else ("native-c",)):
-                tag = dict(opt=opt, clock_mhz=info.clock_mhz, compiler=recs.context["arm_compiler"])
+            dsp = info.dsp and kind == "nn"
+            for variant in (("native-c", "native-c-dsp") if plain_too else ("native-c-dsp",)) if dsp else ("native-c",):
+                tag = dict(opt=opt, clock_mhz=clock, compiler=recs.context["arm_compiler"])
                 try:
                     build = _build(c_dir, core, opt, name, kind, variant, work_dir)
                 except EdgeKDError as err:
@@ -209,8 +235,7 @@ def mcu_bench(recs, model, c_dir, x_q, expected, macs, *, name="model", kind="nn
                 top = dict(list(em.profile(trace, cm).items())[:8])
                 recs.add(model, core, variant, "cycles", cycles, "cycles", estimate=True, cost_model=cm.source,
                          profile=top, **tag)
-                recs.add(model, core, variant, "latency_ms", cycles / (info.clock_mhz * 1e3), "ms", estimate=True,
-                         **tag)
+                recs.add(model, core, variant, "latency_ms", cycles / (clock * 1e3), "ms", estimate=True, **tag)
                 if macs:
                     bound = macs / 2 if info.dsp else macs     # SMLAD: 2 MACs/cycle; M0+: 1 MAC/cycle (MULS)
                     recs.add(model, core, variant, "cycles_per_mac", cycles / macs, "cycles/MAC", macs=macs,
@@ -238,7 +263,7 @@ def _emulate(elf, core, name, kind, x_q, expected, timeout_s):
     return em, trace
 
 
-def reference_kernel_bench(recs, work_dir, cores=None, opts=None):
+def reference_kernel_bench(recs, work_dir, cores=None, opts=None, clocks=None):
     """The hand-written 256x64 int8 FC layer: calibrates the cost model against a known kernel."""
     from .mcu.reference import fc_reference, make_fc, write_fc_kernel
 
@@ -246,10 +271,10 @@ def reference_kernel_bench(recs, work_dir, cores=None, opts=None):
     src = write_fc_kernel(Path(work_dir) / REFERENCE_KERNEL, kernel, name="ref")
     x = np.random.default_rng(1).integers(-128, 128, 256).astype(np.int8)
     mcu_bench(recs, REFERENCE_KERNEL, src, x, fc_reference(kernel, x), kernel.macs, name="ref", cores=cores,
-              opts=opts, work_dir=Path(work_dir) / REFERENCE_KERNEL)
+              opts=opts, work_dir=Path(work_dir) / REFERENCE_KERNEL, clocks=clocks)
 
 
-def ldc_bench(recs, work_dir, reports_dir, cores=None, opts=None, host_runs=200):
+def ldc_bench(recs, work_dir, reports_dir, cores=None, opts=None, host_runs=200, clocks=None):
     """The LDC (binary VSA) student's C on Cortex-M and the host, at the BCI ablation's shape.
 
     Cycles of XOR/popcount inference depend on the shape (dim, features, levels, classes), not on
@@ -298,7 +323,7 @@ def ldc_bench(recs, work_dir, reports_dir, cores=None, opts=None, host_runs=200)
     except Exception as err:            # noqa: BLE001
         recs.skip(name, "host", "native-c", "ldc host build", err)
     mcu_bench(recs, name, folder, X[0], expected, None, name="ldc", kind="ldc", cores=cores, opts=opts,
-              work_dir=Path(work_dir) / name)
+              work_dir=Path(work_dir) / name, clocks=clocks)
     try:                                # the same model with precomputed bound vectors (more flash, fewer loads)
         table = export_ldc_c(clf.export_packed(), Path(work_dir) / f"{name}_bound_table" / "ldc-c", name="ldc",
                              bound_table=True,
@@ -307,56 +332,80 @@ def ldc_bench(recs, work_dir, reports_dir, cores=None, opts=None, host_runs=200)
         recs.skip(f"{name}_bound_table", "host", "native-c", "ldc export", err)
         return
     mcu_bench(recs, f"{name}_bound_table", table.path, X[0], expected, None, name="ldc", kind="ldc", cores=cores,
-              opts=opts, work_dir=Path(work_dir) / f"{name}_bound_table")
+              opts=opts, work_dir=Path(work_dir) / f"{name}_bound_table", clocks=clocks)
 
 
 # ---- host --------------------------------------------------------------------------------------
 
-def host_bench(recs, model_name, model, arts, x, data, work_dir, quick, tflite_runtime_py):
-    """Latency (and peak memory, arena, parity) of one model in every host runtime."""
-    from .host import runtimes as rt
-    from .host.native import build_host
+HOST_RUNTIMES = ("native-c", "tflm", "litert", "litert-ref", "onnxruntime", "executorch", "tflite-runtime", "torch")
 
-    warm, runs = (5, 30) if quick else (20, 200)
-    n_threads = os.cpu_count() or 1
-    threads = sorted({1, n_threads})
+
+def int8_tflite(arts):
+    """The int8 .tflite among the exports (the c folder holds one; a tflm or tflite int8 folder is one)."""
+    for kind in ("c", "tflm", "tflite-int8"):
+        if kind in arts:
+            return arts[kind].file(".tflite")
+    return None
+
+
+def host_bench(recs, model_name, model, arts, x, work_dir, *, runtimes=HOST_RUNTIMES, threads=(1,), warmup=20,
+               runs=200, tflite_runtime_py=None):
+    """Latency (and arena, peak memory, agreement) of one model in each host runtime, on the same float
+    input ``x`` (1, ...) (int8 runtimes quantize it with the model's own input scale and zero point).
+
+    Returns ``(HostModel, x_q, y)`` of the native C build (the reference output the Cortex-M
+    emulation must equal) when there is a c export, else None."""
+    from .host import runtimes as rt
 
     def add_latency(runtime, res, **extra):
         recs.add(model_name, "host", runtime, "latency_ms", res["median_ms"], "ms", p90_ms=res["p90_ms"],
                  runs=res["runs"], warmup=res["warmup"], **extra)
 
-    probe = rt.torch_latency(model, x, 1, 2, 5)
-    if probe["median_ms"] > SLOW_MODEL_MS:          # big models: fewer runs keep `make bench` to minutes
-        warm, runs = 3, 30
-    for t in threads:
-        try:
-            add_latency("torch", rt.torch_latency(model, x, t, warm, runs), threads=t, precision="fp32")
-        except Exception as err:        # noqa: BLE001
-            recs.skip(model_name, "host", "torch", "latency", err)
-    if "onnx" in arts:
+    def missing(runtime, what, kinds):
+        recs.skip(model_name, "host", runtime, what, f"no {' or '.join(kinds)} export of this model")
+
+    x = np.asarray(x, np.float32)
+    if model is None and "torch" in runtimes:
+        recs.skip(model_name, "host", "torch", "latency", "no torch model (MODEL is an export folder)")
+    if model is not None and "torch" in runtimes:
+        if rt.torch_latency(model, x, 1, 2, 5)["median_ms"] > SLOW_MODEL_MS:   # big models: fewer timed runs
+            warmup, runs = 3, 30
         for t in threads:
             try:
-                add_latency("onnxruntime", rt.onnxruntime_latency(arts["onnx"].file(".onnx"), x, t, warm, runs),
+                add_latency("torch", rt.torch_latency(model, x, t, warmup, runs), threads=t, precision="fp32")
+            except Exception as err:    # noqa: BLE001
+                recs.skip(model_name, "host", "torch", "latency", err)
+    if "onnxruntime" in runtimes:
+        if "onnx" not in arts:
+            missing("onnxruntime", "latency", ["onnx"])
+        for t in threads if "onnx" in arts else ():
+            try:
+                add_latency("onnxruntime", rt.onnxruntime_latency(arts["onnx"].file(".onnx"), x, t, warmup, runs),
                             threads=t, precision="fp32")
             except Exception as err:    # noqa: BLE001
                 recs.skip(model_name, "host", "onnxruntime", "latency", err)
     in_npy = Path(work_dir) / model_name / "input.npy"
     in_npy.parent.mkdir(parents=True, exist_ok=True)
-    np.save(in_npy, np.asarray(x, np.float32))
+    np.save(in_npy, x)
+    if "executorch" in runtimes:
+        _executorch_bench(recs, model_name, model, arts, x, in_npy, threads, warmup, runs, add_latency)
+    tfl_int8 = int8_tflite(arts)
     specs = []
     if "tflite-fp32" in arts:
         specs.append({"key": "fp32", "path": str(arts["tflite-fp32"].file(".tflite")), "input": str(in_npy),
-                      "threads": threads})
-    if "c" in arts:
-        int8_path = str(arts["c"].file(".tflite"))
-        specs.append({"key": "int8", "path": int8_path, "input": str(in_npy), "threads": threads})
-        specs.append({"key": "int8", "path": int8_path, "input": str(in_npy), "threads": [1], "resolver": "reference"})
+                      "threads": list(threads)})
+    if tfl_int8 is not None:
+        specs.append({"key": "int8", "path": str(tfl_int8), "input": str(in_npy), "threads": list(threads)})
+        specs.append({"key": "int8", "path": str(tfl_int8), "input": str(in_npy), "threads": [1], "resolver": "reference"})
     litert = {}
     for spec in specs:
+        reference = spec.get("resolver") == "reference"
+        if ("litert-ref" if reference else "litert") not in runtimes:
+            continue
         try:
-            res = rt.run_tflite_runner(sys.executable, [spec], warm, runs)
+            res = rt.run_tflite_runner(sys.executable, [spec], warmup, runs)
         except Exception as err:        # noqa: BLE001
-            recs.skip(model_name, "host", "litert", f"latency {spec['key']}", err)
+            recs.skip(model_name, "host", "litert-ref" if reference else "litert", f"latency {spec['key']}", err)
             continue
         for row in res["results"]:
             runtime = "litert" if row["resolver"] == "default" else "litert-ref"
@@ -364,15 +413,14 @@ def host_bench(recs, model_name, model, arts, x, data, work_dir, quick, tflite_r
                                   "warmup": row["warmup"]}, threads=row["threads"], precision=row["key"],
                         version=row["version"])
             litert[(runtime, row["key"], row["threads"])] = np.asarray(row["output"])
-        recs.add(model_name, "host", "litert" if spec.get("resolver") != "reference" else "litert-ref",
-                 "peak_rss_bytes", res["peak_rss_bytes"], "B", precision=spec["key"],
-                 note="peak RSS of the runner process (interpreter + numpy + model)")
-    if tflite_runtime_py is not None:
+        recs.add(model_name, "host", "litert-ref" if reference else "litert", "peak_rss_bytes", res["peak_rss_bytes"],
+                 "B", precision=spec["key"], note="peak RSS of the runner process (interpreter + numpy + model)")
+    if "tflite-runtime" in runtimes and tflite_runtime_py is not None:
         for spec in specs:
             reference = spec.get("resolver") == "reference"
             runtime = "tflite-runtime-ref" if reference else "tflite-runtime"
             try:
-                res = rt.run_tflite_runner(tflite_runtime_py, [{**spec, "threads": [1]}], warm, runs)
+                res = rt.run_tflite_runner(tflite_runtime_py, [{**spec, "threads": [1]}], warmup, runs)
             except Exception as err:    # noqa: BLE001
                 recs.skip(model_name, "host", runtime, f"latency {spec['key']}", err)
                 continue
@@ -384,54 +432,97 @@ def host_bench(recs, model_name, model, arts, x, data, work_dir, quick, tflite_r
                 diff = float(np.max(np.abs(np.asarray(row["output"], np.float64) - ref.astype(np.float64))))
                 recs.add(model_name, "host", runtime, "max_abs_diff_vs_" + ("litert-ref" if reference else "litert"),
                          diff, "LSB" if spec["key"] == "int8" else "abs", precision=spec["key"])
+    tflm_out = None
+    if tfl_int8 is not None:
+        recs.add(model_name, "cortex-m", "tflm", "model_array_bytes", tfl_int8.stat().st_size, "B",
+                 note="int8 .tflite flatbuffer = the TFLM model array in flash; TFLM's own code is not included")
+        if "tflm" in runtimes:
+            try:
+                res = rt.tflm_latency(tfl_int8, x, warmup=3, runs=min(runs, 50))
+                add_latency("tflm", res, threads=1, precision="int8", version=res.get("version"))
+                if res.get("arena_bytes"):
+                    recs.add(model_name, "host", "tflm", "arena_bytes", res["arena_bytes"], "B",
+                             note="TFLM RecordingMicroAllocator 'Arena allocation total'")
+                tflm_out = np.asarray(res["output"])
+            except Exception as err:    # noqa: BLE001
+                recs.skip(model_name, "host", "tflm", "latency", err)
+    elif "tflm" in runtimes or "litert" in runtimes:
+        missing("tflm", "latency", ["c", "tflm", "tflite int8"])
     if "c" not in arts:
-        return
-    c_art = arts["c"]
-    tflite_int8 = c_art.file(".tflite")
-    recs.add(model_name, "cortex-m", "tflm", "model_array_bytes", tflite_int8.stat().st_size, "B",
-             note="int8 .tflite flatbuffer = the TFLM model array in flash; TFLM's own code is not included")
+        if "native-c" in runtimes:
+            missing("native-c", "latency", ["c"])
+        return None
+    return _native_bench(recs, model_name, arts["c"], x, work_dir, "native-c" in runtimes, warmup, runs, litert,
+                         tflm_out)
+
+
+def _native_bench(recs, model_name, c_art, x, work_dir, timed, warmup, runs, litert, tflm_out):
+    from .host.native import build_host
+
     try:
-        res = rt.tflm_latency(tflite_int8, x, warmup=3, runs=20 if quick else 50)
-        add_latency("tflm", res, threads=1, precision="int8", version=res.get("version"))
-        if res.get("arena_bytes"):
-            recs.add(model_name, "host", "tflm", "arena_bytes", res["arena_bytes"], "B",
-                     note="TFLM RecordingMicroAllocator 'Arena allocation total'")
-        tflm_out = np.asarray(res["output"])
-    except Exception as err:            # noqa: BLE001
-        recs.skip(model_name, "host", "tflm", "latency", err)
-        tflm_out = None
-    c_dir = c_art.file(".h").parent
-    try:
-        host = build_host(c_dir, c_art.name, out_dir=Path(work_dir) / model_name / "host-build")
+        host = build_host(c_art.file(".h").parent, c_art.name, out_dir=Path(work_dir) / model_name / "host-build")
         x_q = _quantize(x, c_art.input_quant)
-        res = host.time(x_q, warmup=warm, runs=runs)
-        add_latency("native-c", res, threads=1, precision="int8", opt="-O2", inner=res["inner"],
-                    compiler=recs.context["host_compiler"])
-        arena = host.entry.constants.get(f"{c_art.name.upper()}_ARENA_SIZE")
-        if arena is not None:
-            recs.add(model_name, "host", "native-c", "arena_bytes", arena, "B", note="static arena planned at export")
         _, y = host.predict(x_q)
-        for runtime, key, ref in (("litert-ref", ("litert-ref", "int8", 1), None), ("litert", ("litert", "int8", 1), None),
-                                  ("tflm", None, tflm_out)):
-            ref = litert.get(key) if key else ref
-            if ref is not None:
-                recs.add(model_name, "host", "native-c", "max_abs_diff_vs_" + runtime,
-                         float(np.max(np.abs(y.astype(np.int64) - np.asarray(ref).astype(np.int64)))), "LSB",
-                         precision="int8")
-        return host, x_q, y
     except Exception as err:            # noqa: BLE001
-        recs.skip(model_name, "host", "native-c", "latency", err)
-    return None
+        recs.skip(model_name, "host", "native-c", "host build", err)
+        return None
+    arena = host.entry.constants.get(f"{c_art.name.upper()}_ARENA_SIZE")
+    if arena is not None:
+        recs.add(model_name, "host", "native-c", "arena_bytes", arena, "B", note="static arena planned at export")
+    if timed:
+        res = host.time(x_q, warmup=warmup, runs=runs)
+        recs.add(model_name, "host", "native-c", "latency_ms", res["median_ms"], "ms", p90_ms=res["p90_ms"],
+                 runs=res["runs"], warmup=res["warmup"], threads=1, precision="int8", opt="-O2", inner=res["inner"],
+                 compiler=recs.context["host_compiler"])
+    for runtime, ref in (("litert-ref", litert.get(("litert-ref", "int8", 1))),
+                         ("litert", litert.get(("litert", "int8", 1))), ("tflm", tflm_out)):
+        if ref is not None:
+            recs.add(model_name, "host", "native-c", "max_abs_diff_vs_" + runtime,
+                     float(np.max(np.abs(y.astype(np.int64) - np.asarray(ref).astype(np.int64)))), "LSB",
+                     precision="int8")
+    return host, x_q, y
+
+
+def _executorch_bench(recs, model_name, model, arts, x, in_npy, threads, warmup, runs, add_latency):
+    """ExecuTorch .pte programs (fp32 and int8, float in/out), each in a fresh process sized to 1 thread."""
+    from .host import runtimes as rt
+
+    kinds = [k for k in ("executorch-fp32", "executorch-int8") if k in arts]
+    if not kinds:
+        recs.skip(model_name, "host", "executorch", "latency", "no executorch export of this model")
+    ref = None
+    if model is not None:
+        import torch
+
+        with torch.inference_mode():
+            ref = model(torch.as_tensor(x)).reshape(-1).numpy().astype(np.float64)
+    for kind in kinds:
+        precision = arts[kind].precision
+        try:
+            res = rt.executorch_latency(arts[kind].file(".pte"), in_npy, threads=1, warmup=warmup, runs=runs)
+        except Exception as err:        # noqa: BLE001
+            recs.skip(model_name, "host", "executorch", f"latency {precision}", err)
+            continue
+        add_latency("executorch", res, threads=res["threads"], precision=precision, version=res.get("version"),
+                    delegate="XnnpackBackend")
+        recs.add(model_name, "host", "executorch", "peak_rss_bytes", res["peak_rss_bytes"], "B", precision=precision,
+                 note="peak RSS of the runner process (torch + executorch runtime + program)")
+        if ref is not None:
+            out = np.asarray(res["output"], np.float64)
+            recs.add(model_name, "host", "executorch", "max_abs_diff_vs_torch", float(np.max(np.abs(out - ref))),
+                     "abs", precision=precision, note="float outputs; int8 differs by quantization (information)")
+    if len(threads) > 1 or threads[0] != 1:
+        logger.info("executorch is timed on 1 thread only")
 
 
 # ---- accuracy ----------------------------------------------------------------------------------
 
-def accuracy_bench(recs, model_name, model, arts, host, data, quick):
+def accuracy_bench(recs, model_name, model, arts, host, data, max_samples=None):
     """Test accuracy of the float model (torch) and of the int8 artifact (native C on the host),
     on the same test images (a slow model uses the first 300 so the pass stays in seconds)."""
     import torch
 
-    n = 500 if quick else len(data.test)
+    n = min(max_samples or len(data.test), len(data.test))
     x, y = np.asarray(data.test.x[:n], np.float32), np.asarray(data.test.y[:n])
     with_c = host is not None and "c" in arts
     if with_c:
@@ -481,86 +572,35 @@ def fold_reports(recs, reports_dir, work_dir, models=None):
         recs.add(model, "host", kind, "parity", 1 if data.get("passed") else 0, "bool", source=str(path), data=data)
 
 
-# ---- main --------------------------------------------------------------------------------------
-
-def bench(out="reports/bench.json", *, quick=False, runs_dir="runs/demo", work_dir="build/bench",
-          reports_dir="reports", tflite_runtime=True, command=None, verbose=None) -> list[dict]:
-    """Run every measurement and write ``out``; returns the records."""
-    import torch
-
-    from edgekd.data import load_dataset
-
-    set_log_level(verbose)
-    torch.set_num_threads(1)
-    t_start = time.perf_counter()
-    recs = Records(run_context(command or "python -m benchmarks.run " + " ".join(sys.argv[1:])))
-    models = load_demo_models(runs_dir)
-    dataset = "mnist5k"
-    demo_json = Path(reports_dir) / "demo.json"
-    if demo_json.is_file():
-        dataset = json.loads(demo_json.read_text()).get("dataset", dataset)
-    data = load_dataset(dataset, seed=0)
-    work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    cores = ("cortex-m0plus", "cortex-m4") if quick else None
-    opts = ("-O2",) if quick else None
-    reference_kernel_bench(recs, work_dir, cores, opts)
-    ldc_bench(recs, work_dir, reports_dir, cores, opts, host_runs=50 if quick else 200)
-
-    trt_py = None
-    if tflite_runtime:
-        from .host.runtimes import ensure_tflite_runtime_venv
-        try:
-            trt_py = ensure_tflite_runtime_venv()
-        except Exception as err:        # noqa: BLE001
-            recs.skip("*", "host", "tflite-runtime", "venv", err)
-    for name, model in models.items():
-        logger.info(f"benchmarking {name}")
-        arts = export_model(model, name, data, work_dir, quick, recs)
-        x = np.asarray(data.test.x[:1], np.float32)
-        host = host_bench(recs, name, model, arts, x, data, work_dir, quick, trt_py)
-        accuracy_bench(recs, name, model, arts, host[0] if host else None, data, quick)
-        if "c" in arts and host is not None:
-            c_art = arts["c"]
-            _, x_q, y = host
-            macs = host[0].entry.constants.get(f"{c_art.name.upper()}_MACS")
-            arena = host[0].entry.constants.get(f"{c_art.name.upper()}_ARENA_SIZE")
-            big = macs is not None and macs > (EMULATE_MAX_MACS_QUICK if quick else EMULATE_MAX_MACS)
-            emulate = True
-            if big and quick:
-                emulate = False
-                recs.skip(name, "cortex-m", "native-c", "emulation",
-                          f"{macs:,} MACs: not emulated with --quick; flash/RAM are reported")
-            elif big:       # a few seconds per million instructions: emulate the M4 -O2 builds only
-                emulate = lambda core, opt, variant: core == "cortex-m4" and opt == "-O2"   # noqa: E731
-                recs.skip(name, "cortex-m", "native-c", "emulation",
-                          f"{macs:,} MACs: emulated on cortex-m4 -O2 only (time); other builds report flash/RAM")
-            mcu_bench(recs, name, c_art.file(".h").parent, x_q, y, macs, name=c_art.name, cores=cores, opts=opts,
-                      emulate=emulate, work_dir=work_dir / name, arena_bytes=arena, timeout_s=180.0 if big else 60.0)
-    fold_reports(recs, reports_dir, work_dir, models={r["model"] for r in recs.rows})
-    recs.add("*", "host", "benchmarks", "bench_seconds", time.perf_counter() - t_start, "s", quick=quick)
-    atomic_write_json(Path(out), recs.rows)
-    logger.info(f"wrote {len(recs.rows)} records to {out}")
-    return recs.rows
-
+# ---- main ---------------------------------------------------------------------------------------
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="reports/bench.json")
-    p.add_argument("--quick", action="store_true", help="fewer cores/opts/runs, a test subset (about a minute)")
+    """``python -m benchmarks.run``: the demo models, the zoo and the appendix, as ``make bench`` runs them."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run",
+                                description="Same as `edgekd bench --demo --zoo`: every demo model and the "
+                                            "model zoo, Cortex-M and host, into one bench.json and report.")
+    p.add_argument("--out", default="reports/bench.json", help="bench.json path; the report goes beside it")
+    p.add_argument("--quick", action="store_true", help="M0+ and M4 only, fewer runs, a test subset")
     p.add_argument("--runs-dir", default="runs/demo", help="folder of the demo checkpoints")
     p.add_argument("--work-dir", default="build/bench", help="exports and builds go here")
     p.add_argument("--reports-dir", default="reports", help="where demo/bci/generators/selfdistill.json are read")
+    p.add_argument("--no-zoo", action="store_true", help="the demo models only")
     p.add_argument("--no-tflite-runtime", action="store_true", help="skip the numpy<2 tflite-runtime venv leg")
     p.add_argument("--train-quick", action="store_true", help="train a small student first if no checkpoint exists")
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args(argv)
+    from .bench import BenchConfig, bench
+
     command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    out = Path(args.out)
     try:
         if args.train_quick and not any((Path(args.runs_dir) / f"{n}.pt").is_file() for n in DEMO_MODELS):
             train_quick(args.runs_dir, verbose=args.verbose)
-        bench(args.out, quick=args.quick, runs_dir=args.runs_dir, work_dir=args.work_dir,
-              reports_dir=args.reports_dir, tflite_runtime=not args.no_tflite_runtime, command=command,
+        config = BenchConfig.quick() if args.quick else BenchConfig()
+        if args.no_tflite_runtime:
+            config = config.replace(runtimes=tuple(r for r in config.runtimes if r != "tflite-runtime"))
+        bench(out_dir=out.parent, json_name=out.name, demo=True, zoo=not args.no_zoo, config=config,
+              runs_dir=args.runs_dir, work_dir=args.work_dir, reports_dir=args.reports_dir, command=command,
               verbose=args.verbose or None)
     except EdgeKDError as err:
         if args.verbose:

@@ -18,6 +18,7 @@ COMMANDS = [
     "edgekd.commands.generators",
     "edgekd.commands.selfdistill",
     "edgekd.commands.export",
+    "edgekd.commands.bench",
 ]
 
 

@@ -1,5 +1,6 @@
-"""Latency of one model in each host runtime: torch eager, onnxruntime, TFLite Micro, and the
-.tflite runner (LiteRT in this venv, tflite-runtime in a numpy<2 venv) in a subprocess.
+"""Latency of one model in each host runtime: torch eager, onnxruntime, TFLite Micro, and in
+subprocesses the .tflite runner (LiteRT in this venv, tflite-runtime in a numpy<2 venv) and the
+ExecuTorch runner (its threadpool can only be sized before a program loads).
 
 Every function returns plain dicts (median_ms, p90_ms, runs, warmup, ...) so run.py can turn
 them into records. Peak memory: the runner subprocess reports its own peak RSS; TFLM reports its
@@ -23,6 +24,7 @@ from edgekd.errors import EdgeKDError
 from edgekd.log import logger
 
 RUNNER = Path(__file__).resolve().parent / "tflite_runner.py"
+EXECUTORCH_RUNNER = Path(__file__).resolve().parent / "executorch_runner.py"
 TFLITE_RUNTIME_VENV = Path(".venv-tflite-runtime")
 
 
@@ -147,19 +149,35 @@ def tflm_latency(path, x, warmup=3, runs=30) -> dict:
     return res
 
 
+def _run_script(python, script, request: dict, timeout=300) -> dict:
+    """Run a standalone runner ``script request.json result.json`` under ``python``; its result JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        req, out = Path(tmp) / "request.json", Path(tmp) / "result.json"
+        req.write_text(json.dumps(request))
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+        env.setdefault("OMP_NUM_THREADS", "1")
+        res = subprocess.run([str(python), str(script), str(req), str(out)], capture_output=True,
+                             text=True, timeout=timeout, env=env, check=False)
+        if res.returncode != 0:
+            why = res.stderr.strip()[-1500:] or f"exit status {res.returncode}"
+            raise EdgeKDError(f"{Path(script).name} under {python} failed: {why}")
+        return json.loads(out.read_text())
+
+
 def run_tflite_runner(python, models, warmup=10, runs=100, timeout=300) -> dict:
     """Run ``tflite_runner.py`` under ``python`` (a venv's interpreter) on ``models`` (list of
     dicts with key, path, input, threads, resolver). Returns its result JSON."""
-    with tempfile.TemporaryDirectory() as tmp:
-        req, out = Path(tmp) / "request.json", Path(tmp) / "result.json"
-        req.write_text(json.dumps({"models": models, "warmup": warmup, "runs": runs}))
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
-        env.setdefault("OMP_NUM_THREADS", "1")
-        res = subprocess.run([str(python), str(RUNNER), str(req), str(out)], capture_output=True,
-                             text=True, timeout=timeout, env=env, check=False)
-        if res.returncode != 0:
-            raise EdgeKDError(f"{RUNNER.name} under {python} failed: {res.stderr.strip()[-1500:]}")
-        return json.loads(out.read_text())
+    return _run_script(python, RUNNER, {"models": models, "warmup": warmup, "runs": runs}, timeout)
+
+
+def executorch_latency(path, input_npy, threads=1, warmup=10, runs=100, timeout=300) -> dict:
+    """An ExecuTorch ``.pte`` (float in, float out) timed in a fresh process whose XNNPACK threadpool
+    is set to ``threads`` before the program loads (see ``executorch_runner.py`` for why)."""
+    request = {"path": str(path), "input": str(input_npy), "threads": threads, "warmup": warmup, "runs": runs}
+    res = _run_script(sys.executable, EXECUTORCH_RUNNER, request, timeout)
+    if res.get("threads") != threads:
+        raise EdgeKDError(f"{path}: ExecuTorch threadpool has {res.get('threads')} threads, asked for {threads}")
+    return res
 
 
 def ensure_tflite_runtime_venv(venv=TFLITE_RUNTIME_VENV, base_python=None) -> Path:
