@@ -17,8 +17,8 @@ help:
 	@echo "make demo     set up .venv, then train teacher/student/KD student end to end"
 	@echo "make test     set up .venv, then run the test suite"
 	@echo "make export   TARGET=onnx|tflite|tflm|c|all [CHECKPOINT=...]"
-	@echo "make bench    measure every export (MCU + host), writes reports/bench.json"
-	@echo "make report   render reports/report.md and reports/report.html"
+	@echo "make bench    edgekd bench --demo --zoo: Cortex-M (est.) and host (meas.), reports/bench.json + report.html"
+	@echo "make report   render reports/report.md and reports/report.html again from reports/bench.json"
 
 venv: $(STAMP)
 
@@ -49,7 +49,7 @@ export: $(STAMP)
 	$(VENV)/bin/edgekd export $(if $(CHECKPOINT),$(CHECKPOINT),--demo-student) --target $(TARGET) --out exports
 
 bench: $(STAMP) toolchain
-	$(PY) -m benchmarks.run --out reports/bench.json
+	$(VENV)/bin/edgekd bench --demo --zoo --out reports
 
 report: $(STAMP)
 	$(PY) -m benchmarks.report reports/bench.json --out reports

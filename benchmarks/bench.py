@@ -326,15 +326,23 @@ def bench(specs=(), *, out_dir, config: BenchConfig | None = None, demo=False, z
     work_dir = Path(work_dir) if work_dir else out_dir / "work"
     # every model is resolved first: a bad MODEL fails in a second, not after an hour of measuring
     subjects = [resolve(s, config, calibration=calibration) for s in specs]
-    if demo:
-        subjects += demo_subjects(runs_dir, reports_dir, config)
     if zoo:
         subjects += zoo_subjects(zoo if isinstance(zoo, (list, tuple)) else (), config)
+    no_demo = None
+    if demo:
+        try:
+            subjects = demo_subjects(runs_dir, reports_dir, config) + subjects
+        except EdgeKDError as err:      # `make bench` before `make demo`: the zoo is still worth measuring
+            if not subjects:
+                raise
+            no_demo = err
     if not subjects:
         raise ConfigError("bench: nothing to measure; give a MODEL, --demo or --zoo")
     _unique(subjects)
     recs = Records(run.run_context(command or "edgekd bench " + " ".join(map(str, specs))))
     recs.add("*", "host", "bench", "config", None, None, config=config.to_dict())
+    if no_demo is not None:
+        recs.skip("demo", "host", "checkpoints", "demo models", no_demo)
     trt_py = None
     if "tflite-runtime" in config.runtimes:
         from .host.runtimes import ensure_tflite_runtime_venv
@@ -430,7 +438,7 @@ def format_table(records, models, config: BenchConfig) -> str:
             if counts and not any(r["model"] == m and r["target"] == core and r["metric"] == "cycles" for r in records):
                 out.append(f"{m} on {core}: no cycle model for this core; {counts[0]['value']:,} instructions "
                            "executed in the emulator.")
-    skipped = [r for r in records if r["metric"] == "skipped" and (r["model"] in models or r["model"] == "*")]
+    skipped = [r for r in records if r["metric"] == "skipped" and (r["model"] in models or r["model"] in ("*", "demo"))]
     for r in skipped:
         out.append(f"skipped: {r['model']} {r['target']} {r['runtime']} {r.get('what')}: "
                    f"{(r.get('reason') or '').splitlines()[0][:160] if r.get('reason') else ''}")

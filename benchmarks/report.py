@@ -541,8 +541,10 @@ def mlperf_from_records(recs):
     """The MLPerf Tiny dict (the shape ``benchmarks.mlperf.measure()`` returns, the keys this report
     reads) built from the zoo models' records and the published numbers in ``benchmarks.mlperf``;
     None when that module or the zoo records are missing."""
+    import importlib
+
     try:
-        from . import mlperf
+        mlperf = importlib.import_module("benchmarks.mlperf")
     except ImportError:
         return None
     models = {}
@@ -584,10 +586,8 @@ def _mlperf(doc, recs, mlperf):
           "contention, so they flatter us; the published latencies were measured on real boards (M4: "
           "NUCLEO-L4R5ZI at 120 MHz; M7: NUCLEO-H7A3ZI-Q at 280 MHz). Our ms are at the same clocks. Our "
           "weights are seeded random (speed does not depend on trained values).")
-    m4_clock = next((m["cores"]["cortex-m4"].get("clock_mhz") for m in mlperf["models"].values()
-                     if "cortex-m4" in m.get("cores", {})), 120)
-    m7_clock = next((m["cores"]["cortex-m7"].get("clock_mhz") for m in mlperf["models"].values()
-                     if "cortex-m7" in m.get("cores", {})), 280)
+    m4_clock, m7_clock = (_mlperf_clock(mlperf, core, default) for core, default in (("cortex-m4", 120.0),
+                                                                                        ("cortex-m7", 280.0)))
     rows = []
     for name, m in mlperf["models"].items():
         pub = m.get("published_ms", {})
@@ -615,6 +615,14 @@ def _mlperf(doc, recs, mlperf):
                "TFLM interpreter + kernels code", "native C arena B (meas.)", "TFLM arena B (meas.)",
                "C / TFLM arena", "native C RAM B, static + stack (meas.)"], mem)
     doc.p(TFLM_CODE_NOTE)
+
+
+def _mlperf_clock(mlperf, core, default):
+    for m in mlperf["models"].values():
+        clock = m.get("cores", {}).get(core, {}).get("clock_mhz")
+        if clock:
+            return clock
+    return (mlperf.get("context", {}).get("clock_mhz") or {}).get(core, default)
 
 
 def _ms_or_counts(core):

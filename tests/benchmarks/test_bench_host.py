@@ -77,3 +77,34 @@ def test_tflite_runtime_venv_matches_litert(tiny_tflite):
     main = rt.run_tflite_runner(sys.executable, [spec], warmup=1, runs=3)["results"][0]
     assert side["runtime"] == "tflite-runtime" and main["runtime"] == "litert"
     assert side["output"] == main["output"]
+
+
+@pytest.mark.slow
+def test_executorch_runner_times_one_thread_and_returns_torchs_output(tmp_path):
+    pytest.importorskip("executorch", reason="executorch not installed")
+    torch = pytest.importorskip("torch")
+    import firmware_export as fe
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 6 * 6, 5)).eval()
+    x = torch.rand(1, 1, 8, 8)
+    art = fe.export(model, "executorch", precision="fp32", example_input=x, out_dir=tmp_path / "et")
+    np.save(tmp_path / "x.npy", x.numpy())
+    res = rt.executorch_latency(art.file(".pte"), tmp_path / "x.npy", threads=1, warmup=2, runs=5)
+    assert res["threads"] == 1 and res["runs"] == 5 and res["median_ms"] > 0 and res["peak_rss_bytes"] > 0
+    with torch.no_grad():
+        ref = model(x).reshape(-1).numpy()
+    np.testing.assert_allclose(res["output"], ref, rtol=1e-5, atol=1e-5)   # XNNPACK's kernels vs torch's
+
+
+@pytest.mark.slow
+def test_executorch_runner_failure_names_the_program(tmp_path):
+    from edgekd.errors import EdgeKDError
+
+    pytest.importorskip("executorch", reason="executorch not installed")
+    bad = tmp_path / "bad.pte"
+    bad.write_bytes(b"not a program")
+    np.save(tmp_path / "x.npy", np.zeros((1, 4), np.float32))
+    with pytest.raises(EdgeKDError, match="executorch_runner.py"):
+        rt.executorch_latency(bad, tmp_path / "x.npy", warmup=1, runs=1)

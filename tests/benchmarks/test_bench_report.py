@@ -1,65 +1,170 @@
-"""The report renders from a small fixture bench.json with the expected sections and plots."""
+"""The report of a real quick run (fixtures/bench_quick.json): models first, the records' numbers in the
+tables, every number labelled est./meas./pub., latencies in a readable unit, honest accuracy axes."""
 import json
+import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("matplotlib")
 
-from benchmarks.report import load_records, main, write_report  # noqa: E402
+from benchmarks.report import (accuracy_axis_limits, format_ms, load_records, main, mlperf_from_records,  # noqa: E402
+                               render, write_report)
 from edgekd.errors import EdgeKDError  # noqa: E402
 
-FIXTURE = Path(__file__).parent / "fixtures" / "bench.json"
+FIXTURES = Path(__file__).parent / "fixtures"
+QUICK = FIXTURES / "bench_quick.json"     # `python -m benchmarks.run --quick --train-quick ...`, unedited
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+MODEL = "student_alone_seed0"
+
+
+@pytest.fixture(scope="module")
+def records():
+    return json.loads(QUICK.read_text())
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    md, page = write_report(FIXTURE, out)
+    md, page = write_report(QUICK, out)
     return out, md.read_text(), page.read_text()
 
 
-def test_markdown_has_every_section(rendered):
-    _, md, _ = rendered
-    for heading in ("# edgekd benchmark report", "## Headline", "## Host latency", "## Accuracy vs flash",
-                    "## Cortex-M (emulated; cycles are estimates)", "## Arena: TFLite Micro vs native C",
-                    "## Parity", "## EEG / LDC (from reports/bci.json)", "## Generators (from reports/generators.json)",
-                    "## Skipped"):
-        assert heading in md, heading
-    assert "ESTIMATES" in md and "arm-none-eabi-gcc" in md and "python -m benchmarks.run --quick" in md
+def _rec(records, **match):
+    rows = [r for r in records if all(r.get(k) == v for k, v in match.items())]
+    assert rows, match
+    return rows[0]
 
 
-def test_tables_carry_the_fixture_numbers(rendered):
+def _section(md, title):
+    return md.split(f"## {title}")[1].split("\n## ")[0]
+
+
+def _table(text):
+    """(headers, rows) of the first markdown table in ``text``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    split = [[c.strip() for c in line.strip("|").split(" | ")] for line in lines[start:end]]
+    return split[0], split[2:]
+
+
+def test_models_come_first_and_the_appendix_last(rendered):
     _, md, _ = rendered
-    recs = json.loads(FIXTURE.read_text())
-    m4 = next(r for r in recs if r["model"] == "student_alone_seed0" and r["target"] == "cortex-m4"
-              and r["metric"] == "cycles" and r["runtime"] == "native-c")
-    assert f"{m4['value']:,}" in md                                  # the M4 cycles of the student
-    headline = md.split("## Headline")[1].split("##")[0]
-    row = next(line for line in headline.splitlines() if line.startswith("| student_alone_seed0"))
-    tflm = next(r["value"] for r in recs if r["model"] == "student_alone_seed0" and r["runtime"] == "tflm"
-                and r["metric"] == "latency_ms")
-    c = next(r["value"] for r in recs if r["model"] == "student_alone_seed0" and r["runtime"] == "native-c"
-             and r["metric"] == "latency_ms")
-    assert f"{tflm / c:,.4g}" in row                                 # TFLM / C speed ratio computed, not copied
-    assert "| student_alone_seed0 | arena: native C / TFLM | <= 0.6 | 0.3792 | yes |" in md    # 1808 / 4768
-    assert "| ldc_student | LDC: M4 -O2 cycles per trial (est.) | < 5,000 | 3,120 | yes |" in md
-    assert "| ldc_scheduled_curriculum | 0.66 |" in md                # folded EEG table
-    assert "3,120 cycles (est.)" in md                               # LDC on M4 line
-    assert "export c | parity.json | int8 | passed" in md
-    profile = md.split("Where the cycles go")[1].split("##")[0]
-    assert "| student_alone_seed0 | native-c | ekd_dwconv2d_s8 |" in profile and "| 70 |" in profile
+    heads = re.findall(r"^## (.+)$", md, re.M)
+    assert heads[0] == "Models"
+    assert heads.index("Host latency (meas.)") < heads.index("Appendix: calibration kernels")
+    assert heads.index("Appendix: calibration kernels") > heads.index("Agreement between runtimes")
+    models = _section(md, "Models")
+    assert "reference-fc256x64" not in models and "ldc_" not in models        # kernels only in the appendix
+    assert "reference-fc256x64" in _section(md, "Appendix: calibration kernels")
+
+
+def test_models_row_carries_the_records(rendered, records):
+    _, md, _ = rendered
+    headers, rows = _table(_section(md, "Models"))
+    row = dict(zip(headers, next(r for r in rows if r[0] == MODEL)))
+    m4 = _rec(records, model=MODEL, target="cortex-m4", runtime="native-c-dsp", metric="latency_ms")
+    assert m4["estimate"] is True
+    assert row[f"M4 @ {m4['clock_mhz']:g} MHz (est.)"] == format_ms(m4["value"])
+    cycles = _rec(records, model=MODEL, target="cortex-m4", runtime="native-c-dsp", metric="cycles")["value"]
+    assert m4["value"] == pytest.approx(cycles / (m4["clock_mhz"] * 1e3))
+    flash = _rec(records, model=MODEL, target="cortex-m4", runtime="native-c-dsp", metric="flash_bytes")["value"]
+    assert row["flash B, M4 (meas.)"] == f"{flash:,}"
+    host = _rec(records, model=MODEL, target="host", runtime="native-c", metric="latency_ms")["value"]
+    assert row["native C host (meas.)"] == format_ms(host)
+    acc = _rec(records, model=MODEL, runtime="native-c", metric="accuracy")["value"]
+    assert row["accuracy, int8 C (meas.)"] == f"{acc:,.4g}"
+    # every column but the names and MAC counts says how it was obtained
+    assert all(re.search(r"\((est|meas)\.\)", h) for h in headers if h not in ("model", "MACs"))
+
+
+def test_cortex_m_and_host_tables_label_every_number(rendered):
+    _, md, _ = rendered
+    headers, _ = _table(_section(md, "Cortex-M builds (cycles and latency are estimates)"))
+    for h in ("cycles (est.)", "latency (est.)", "flash B (meas.)", "stack B (meas.)"):
+        assert h in headers
+    headers, rows = _table(_section(md, "Host latency (meas.)"))
+    assert "median (meas.)" in headers
+    assert all(re.fullmatch(r"[\d.,]+ (ms|us|ns)", r[headers.index("median (meas.)")]) for r in rows)
+    assert not re.search(r"\b0\.000\d* ?ms", md)          # never 0.000x ms: microseconds instead
+
+
+def test_format_ms_picks_a_readable_unit():
+    assert [format_ms(v) for v in (1500.2, 22.34, 1.0, 0.0403, 0.001, 7.2e-5, None)] == \
+        ["1,500 ms", "22.3 ms", "1 ms", "40.3 us", "1 us", "72 ns", "-"]
+
+
+def test_accuracy_axis_does_not_exaggerate_a_one_point_gap():
+    low, high = accuracy_axis_limits([85.3, 86.3])
+    assert (low, high) == (80.0, 100.0) and 1.0 / (high - low) <= 0.05    # one point is 5 % of the axis
+    assert accuracy_axis_limits([40.0, 97.0]) == (35.0, 100.0)            # wide spreads are shown whole
 
 
 def test_plots_written_and_embedded(rendered):
     out, md, page = rendered
-    for name in ("latency.png", "pareto.png", "cycles_per_mac.png", "generators.png"):
-        png = out / "plots" / name
-        assert png.read_bytes()[:8] == PNG_MAGIC, name
+    names = ("cortex_m_latency.png", "host_latency.png", "pareto.png", "cycles_per_mac.png")
+    for name in names:
+        assert (out / "plots" / name).read_bytes()[:8] == PNG_MAGIC, name
         assert f"(plots/{name})" in md
-    assert page.count("data:image/png;base64,") == 4
+    assert page.count("data:image/png;base64,") == len(names)
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
+
+
+MLPERF = {"context": {"published_source": "a test source"},
+          "models": {"resnet8": {"task": "image classification ResNet-8", "macs": 12_500_000,
+                                 "published_ms": {"tflm_m4": 700.0, "xcubeai_m4": 160.0, "plumerai_m4": 170.0,
+                                                  "xcubeai_m7": 40.0},
+                                 "cores": {"cortex-m4": {"ms": 200.0, "cycles": 24_000_000, "flash_bytes": 100_000,
+                                                         "static_ram_bytes": 50_000, "stack_bytes": 400},
+                                           "cortex-m7": {"ms": None, "cycles": None, "instructions": 9_000_000}},
+                                 "flash_bytes": 100_000, "arena_bytes": 40_000, "tflm_arena_bytes": 60_000,
+                                 "tflm_model_bytes": 90_000}}}
+
+
+def test_mlperf_section_puts_estimates_next_to_published_numbers(tmp_path, records):
+    md = render(records, tmp_path, mlperf=MLPERF).markdown(tmp_path)
+    text = _section(md, "MLPerf Tiny models next to the published results")
+    assert "ours are emulator ESTIMATES, theirs are board MEASUREMENTS" in text and "no flash wait states" in text
+    headers, rows = _table(text)
+    row = dict(zip(headers, rows[0]))
+    assert row["edgekd native C, M4 @ 120 MHz (est.)"] == "200 ms"
+    assert row["TFLM reference v0.5, M4 (pub.), ms"] == "700" and row["X-CUBE-AI 9.0, M4 (pub.), ms"] == "160"
+    assert row["X-CUBE-AI M4 / ours"] == "0.8"                          # 160 / 200: slower than X-CUBE-AI
+    assert row["edgekd native C, M7 @ 280 MHz (est.)"] == "counts only (9,000,000 instr.)"
+    headers, rows = _table(text.split("X-CUBE-AI / ours above 1")[1])
+    mem = dict(zip(headers, rows[0]))
+    assert mem["C / TFLM arena"] == f"{40_000 / 60_000:.4g}" and mem["TFLM interpreter + kernels code"] == "not measured"
+    assert mem["native C RAM B, static + stack (meas.)"] == "50,400"
+    assert "ships the interpreter only as an x86-64 Python extension" in text
+
+
+def test_mlperf_dict_from_zoo_records_takes_published_numbers_from_benchmarks_mlperf(monkeypatch):
+    fake = types.ModuleType("benchmarks.mlperf")
+    fake.PUBLISHED_MS = {"dscnn": {"tflm_m4": 1.0, "xcubeai_m4": 2.0, "plumerai_m4": 3.0, "xcubeai_m7": 4.0}}
+    fake.TASKS = {"dscnn": "keyword spotting DS-CNN"}
+    fake.PUBLISHED_SOURCE = "fake"
+    monkeypatch.setitem(sys.modules, "benchmarks.mlperf", fake)
+    base = {"model": "dscnn_kws", "opt": "-O2", "unit": "x", "runtime": "native-c-dsp", "clock_mhz": 120.0}
+    recs = [{**base, "target": "cortex-m4", "metric": m, "value": v}
+            for m, v in (("flash_bytes", 5000), ("cycles", 1_200_000), ("latency_ms", 10.0))]
+    recs.append({**base, "target": "model", "runtime": "int8", "metric": "macs", "value": 2_660_000})
+    got = mlperf_from_records(recs)["models"]
+    assert list(got) == ["dscnn"]
+    assert got["dscnn"]["published_ms"] is fake.PUBLISHED_MS["dscnn"] and got["dscnn"]["macs"] == 2_660_000
+    assert got["dscnn"]["cores"]["cortex-m4"]["ms"] == 10.0 and got["dscnn"]["cores"]["cortex-m4"]["clock_mhz"] == 120.0
+    monkeypatch.setitem(sys.modules, "benchmarks.mlperf", None)        # not in this checkout
+    assert mlperf_from_records(recs) is None
+
+
+def test_the_older_fixture_still_renders(tmp_path):
+    md, _ = write_report(FIXTURES / "bench.json", tmp_path)
+    text = md.read_text()
+    for heading in ("## Models", "## Host latency (meas.)", "## Cortex-M builds", "## Appendix: calibration kernels",
+                    "## Skipped"):
+        assert heading in text
 
 
 def test_bad_inputs_name_the_problem(tmp_path):

@@ -71,7 +71,7 @@ def test_missing_checkpoints_say_make_demo(tmp_path, capsys):
     with pytest.raises(EdgeKDError, match="make demo"):
         run.load_demo_models(tmp_path)
     assert run.main(["--runs-dir", str(tmp_path), "--out", str(tmp_path / "b.json"), "--no-tflite-runtime",
-                     "--work-dir", str(tmp_path / "w")]) == 1
+                     "--no-zoo", "--work-dir", str(tmp_path / "w")]) == 1
     assert "make demo" in capsys.readouterr().err
     assert not (tmp_path / "b.json").exists()
 
