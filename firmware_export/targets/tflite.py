@@ -109,6 +109,14 @@ def convert_int8(graph, example_input, path, *, verbose=None) -> Path:
     return Path(path)
 
 
+def write_int8(job, path) -> Path:
+    """The int8 .tflite every int8 target starts from: the user's own bytes, or converted from the PT2E graph."""
+    if job.tflite_bytes is not None:
+        Path(path).write_bytes(job.tflite_bytes)
+        return Path(path)
+    return convert_int8(job.quantized, job.example_input, path, verbose=job.verbose)
+
+
 def _first(err):
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
@@ -125,15 +133,18 @@ def ops_in(path) -> list[str]:
 
 
 def int8_reference(job, tflite_path) -> dict:
-    """Int8 codes of the parity inputs and the outputs of LiteRT reference/optimized kernels and torch."""
+    """Int8 codes of the parity inputs and the outputs of LiteRT reference/optimized kernels and torch
+    (no torch outputs for a user's .tflite: there is no graph to run)."""
     qin, qout = tflite_quant(tflite_path)
     x_q = quantize(job.parity_inputs.numpy(), *qin)
-    return {
+    refs = {
         "x_q": x_q, "qin": qin, "qout": qout,
         "litert_ref": run_tflite(tflite_interpreter(tflite_path, reference=True), x_q),
         "litert": run_tflite(tflite_interpreter(tflite_path), x_q),
-        "torch_int8": quantize(job.torch_int8(), *qout),
     }
+    if job.quantized is not None:
+        refs["torch_int8"] = quantize(job.torch_int8(), *qout)
+    return refs
 
 
 def int8_checks(job, refs, output, *, runtime) -> dict:
@@ -146,8 +157,9 @@ def int8_checks(job, refs, output, *, runtime) -> dict:
     if runtime != "litert":
         checks[f"{runtime}_vs_litert_xnnpack"] = parity.lsb_check(
             refs["litert"], output, max_lsb=parity.OPTIMIZED_LSB, against="LiteRT default kernels (XNNPACK)")
-    checks[f"{runtime}_vs_torch_pt2e"] = parity.argmax_check(
-        refs["torch_int8"], output, against="torch PT2E int8 graph", lsb_reference=refs["torch_int8"])
+    if "torch_int8" in refs:
+        checks[f"{runtime}_vs_torch_pt2e"] = parity.argmax_check(
+            refs["torch_int8"], output, against="torch PT2E int8 graph", lsb_reference=refs["torch_int8"])
     float_out = job.torch_float()
     if float_out is not None:
         from ..interp import dequantize
@@ -175,7 +187,7 @@ def build(job, folder: Path):
         meta = {"runtimes": list(FP32_RUNTIMES), "default_runtime": "litert", "tflite_ops": ops_in(path),
                 "versions": versions}
         return [path.name], meta, checks
-    convert_int8(job.quantized, job.example_input, path, verbose=job.verbose)
+    write_int8(job, path)
     refs = int8_reference(job, path)
     checks = {"litert_ref_vs_litert_xnnpack": parity.lsb_check(
         refs["litert_ref"], refs["litert"], max_lsb=parity.OPTIMIZED_LSB,
