@@ -5,7 +5,8 @@
 >>> art.parity["passed"], art.files, art.predict(test_x[:5])                    # doctest: +SKIP
 
 Targets: ``onnx`` (fp32), ``tflite`` (int8 default, fp32), ``tflm`` (int8), ``c`` (int8).
-Model files (``.pt2``, ``net.py:factory``, an int8 ``.tflite``) are read by :mod:`firmware_export.load`.
+Model files (``.pt2``, ``net.py:factory``, an int8 ``.tflite``) and data files (``.npy``/``.npz``) are read
+by :func:`load_model` and :func:`load_inputs` (:mod:`firmware_export.model_files`).
 Every export folder is written atomically and holds ``export.json`` and ``parity.json``.
 """
 from __future__ import annotations
@@ -20,11 +21,12 @@ import torch
 
 from .artifact import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, Artifact
 from .errors import ExportError, ParityError, UnsupportedOpError
+from .model_files import LoadedModel, TFLiteModel, load_inputs, load_model
 from .ops import SUPPORTED_OPS, check_modules, check_supported
 from .targets import TARGETS, ExportJob, target_module
 
 __all__ = ["export", "Artifact", "ExportError", "ParityError", "UnsupportedOpError", "SUPPORTED_OPS", "TARGETS",
-           "load"]
+           "load", "load_model", "load_inputs", "LoadedModel", "TFLiteModel"]
 
 DEFAULT_PARITY_INPUTS = 64
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -41,7 +43,7 @@ def export(model, target="onnx", *, example_input=None, out_dir, calibration_dat
 
     ``model``: a float ``torch.nn.Module`` made of :data:`SUPPORTED_OPS`, or an int8 PT2E graph from
     ``edgekd.quant.pt2e`` (then no calibration is needed), or a fully-int8 ``.tflite`` read by
-    :func:`firmware_export.load.load_model` (targets tflite/tflm/c; no torch involved).
+    :func:`load_model` (targets tflite/tflm/c; no torch involved).
     ``example_input``: a float32 tensor ``(1, ...)`` (not needed for a .tflite). ``calibration_data``:
     float inputs ``(N, ...)`` for int8 targets (a few hundred). ``precision``: ``"int8"`` (default
     for tflite/tflm/c) or ``"fp32"`` (onnx, tflite). ``parity_inputs``: held-out float inputs
@@ -59,8 +61,6 @@ def export(model, target="onnx", *, example_input=None, out_dir, calibration_dat
                           f"{', '.join(module.PRECISIONS)}, but got {precision!r} instead.")
     out_dir = _check_out_dir(out_dir)
     _check_name(name)
-    from .load import TFLiteModel
-
     if isinstance(model, TFLiteModel):
         return _export_tflite(model, target, module, out_dir, precision, name, parity_inputs, verbose)
     if example_input is None:

@@ -1,15 +1,16 @@
 """Model and data FILES in: turn what a user has into what :func:`firmware_export.export` takes.
 
->>> m = load_model("model.pt2")                                   # saved with torch.export.save   # doctest: +SKIP
->>> m = load_model("net.py:make_model", input_shape=(1, 3, 32, 32), weights="sd.pt")           # doctest: +SKIP
->>> m = load_model("kws_int8.tflite")                             # a fully-int8 .tflite, no torch   # doctest: +SKIP
->>> x = load_inputs("calibration.npy", m.input_shape)                                          # doctest: +SKIP
+>>> m = fe.load_model("model.pt2")                          # saved with torch.export.save   # doctest: +SKIP
+>>> m = fe.load_model("net.py:make_model", input_shape=(1, 3, 32, 32), weights="sd.pt")     # doctest: +SKIP
+>>> m = fe.load_model("kws_int8.tflite")                    # a fully-int8 .tflite, no torch  # doctest: +SKIP
+>>> x = fe.load_inputs("calibration.npy", m.input_shape)                                    # doctest: +SKIP
 >>> fe.export(m.model, "c", example_input=m.example_input, calibration_data=x, out_dir="exports/c")  # doctest: +SKIP
 
 Files are recognised by their content, not their name. A file in another format (TorchScript,
 ONNX, a bare state_dict, a pickled ``nn.Module``, Keras, an empty or damaged file) gets ONE line
 naming the file, what it looks like and what to do instead. Nothing here unpickles code: torch
-files are read with ``torch.load(weights_only=True)``. Shared by ``edgekd export`` and ``edgekd bench``.
+files are read with ``torch.load(weights_only=True)``. Shared by ``edgekd export`` and
+``edgekd bench``. (Not ``load.py``: ``firmware_export.load`` reopens an export folder.)
 """
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ KIND_NAMES = {
     "pt2": "a torch.export program (.pt2), which carries its own weights", "tflite": "a .tflite model",
     "checkpoint": "an edgekd checkpoint", "torchscript": "a TorchScript archive", "onnx": "an ONNX model",
     "pickled_module": "a pickled torch.nn.Module (refused: edgekd never unpickles code)",
-    "refused": "a file of pickled Python objects ({detail}), refused", "torch_other": "a torch.save file holding {detail}",
+    "refused": "a file of pickled Python objects ({detail}), refused",
+    "torch_other": "a torch.save file holding {detail}",
     "pickle": "a raw pickle (refused)", "keras": "a Keras model", "hdf5": "an HDF5 file", "npy": "a NumPy array file",
     "empty": "an empty file", "damaged_zip": "a damaged zip archive", "zip": "a zip archive",
     "python": "a Python file", "folder": "a folder", "export_folder": "an edgekd export folder",
@@ -122,7 +124,7 @@ def load_model(spec, *, input_shape=None, weights=None, checkpoint_loader=None) 
     path = Path(spec)
     kind = sniff(path)
     if weights is not None:
-        raise ExportError(f"{path}: --weights applies to FILE.py:factory only (a {kind} carries its own weights)")
+        raise ExportError(f"{path}: --weights applies to FILE.py:factory only; this is {KIND_NAMES[kind]}")
     if kind == "pt2":
         return _load_pt2(path, shape)
     if kind == "tflite":
@@ -334,7 +336,8 @@ def _load_pt2(path, shape) -> LoadedModel:
     except Exception as err:  # noqa: BLE001
         raise ExportError(f"{path}: torch.export.load could not read this .pt2 ({_first_line(err)}): save it again "
                           f"with {TO_PT2} in this torch ({torch.__version__})") from None
-    user = [s for s in program.graph_signature.input_specs if s.kind == torch.export.graph_signature.InputKind.USER_INPUT]
+    user_input = torch.export.graph_signature.InputKind.USER_INPUT
+    user = [s for s in program.graph_signature.input_specs if s.kind == user_input]
     if len(user) != 1:
         raise ExportError(f"{path}: the program takes {len(user)} inputs; edgekd exports models with one input tensor")
     node = next(n for n in program.graph.nodes if n.op == "placeholder" and n.name == user[0].arg.name)
@@ -351,9 +354,17 @@ def _load_pt2(path, shape) -> LoadedModel:
     if any(not isinstance(d, int) for d in dims):
         raise ExportError(f"{path}: the program's input {tuple(_dim(d) for d in dims)} has dynamic dims: give "
                           "the shape to export with --input-shape (e.g. 1,3,32,32)")
-    # drop the guards and input-constraint hooks that pin the traced batch size: export() runs batches
+    # a plain fx graph, one tensor in and one out: without the guards and input-constraint hooks that pin
+    # the traced batch size (export() runs batches), nor the pytree calling convention (deprecated specs)
     module = program.module(check_guards=False)
-    module = torch.fx.GraphModule(module, module.graph)
+    graph = module.graph
+    out = next(n for n in graph.nodes if n.op == "output")
+    if len(out.args[0]) != 1:
+        raise ExportError(f"{path}: the program returns {len(out.args[0])} outputs; edgekd exports models with one "
+                          "output tensor")
+    graph.set_codegen(torch.fx.graph.CodeGen())
+    out.args = (out.args[0][0],)
+    module = torch.fx.GraphModule(module, graph)
     x = torch.zeros(tuple(dims))
     _check_batches(module, x, path, hint="export it with a dynamic batch: torch.export.export(model, (x,), "
                                          "dynamic_shapes=({0: torch.export.Dim('batch')},)), or flatten with "
