@@ -282,7 +282,7 @@ def _pickle_globals(path, names) -> list[str]:
                 strings.append(arg)
     except Exception:  # noqa: BLE001 - a damaged pickle: report what was seen so far
         pass
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(g.replace("__builtin__.", "builtins.") for g in out))  # protocol 2 spelling
 
 
 def _is_onnx(path, head) -> bool:
