@@ -202,12 +202,14 @@ def _calibration(value, loaded, data):
 
 def _int8_graph(loaded, calibration, value, data):
     """The ONE int8 PT2E graph every int8 target of this export converts, and how it was made."""
-    from ..errors import ConfigError
-    from ..quant.pt2e import Int8Config, ptq, quantize
+    from firmware_export.targets.tflite import QUANTIZER_DESC, quantize_pt2e
 
-    if calibration is not None:
-        desc = {"method": "ptq", "calibration_inputs": f"{len(calibration)} from {value}"}
-        return ptq(loaded.model, calibration), desc
+    from ..errors import ConfigError
+    from ..quant.pt2e import Int8Config, quantize
+
+    if calibration is not None:  # the same quantizer as edgekd.quant.pt2e (a test checks identical graphs)
+        desc = {"method": "ptq", **QUANTIZER_DESC, "calibration_inputs": f"{len(calibration)} from {value}"}
+        return quantize_pt2e(loaded.model, loaded.example_input, calibration), desc
     if data is None:
         sample = ", ".join(map(str, loaded.input_shape[1:]))
         raise ConfigError(f"{loaded.source}: int8 targets need calibration data: pass --calibration FILE.npy with a "

@@ -47,7 +47,7 @@ def quantize_pt2e(model, example_input, calibration, *, batch_size=64):
     from torchao.quantization.pt2e import allow_exported_model_train_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    graph = prepare_pt2e(export_dynamic_batch(model.eval(), example_input), int8_quantizer())
+    graph = prepare_pt2e(one_partition_per_call(export_dynamic_batch(model.eval(), example_input)), int8_quantizer())
     with torch.no_grad():
         for start in range(0, len(calibration), batch_size):
             graph(calibration[start:start + batch_size])
@@ -67,6 +67,26 @@ def export_dynamic_batch(model, example_input):
         return torch.export.export(model, (x,), dynamic_shapes=({0: batch},)).module()
     except Exception:  # noqa: BLE001 - some graphs specialize the batch; fall back to a static one
         return torch.export.export(model, (example_input,)).module()
+
+
+def one_partition_per_call(graph):
+    """Give each call of a reused module (one ``nn.ReLU`` or ``nn.MaxPool2d`` called twice in ``forward``)
+    its own module path, so the PT2E annotators see one partition per call.
+
+    They group nodes by the innermost module path; a group holding two calls is annotated by whichever
+    of its output nodes a set yields first, and ``prepare_pt2e`` then fails at random ("'relu_1' not in
+    dict_keys(...)", seen in 3 to 5 runs of 8 on the same model). torch already marks the second call
+    with ``@1`` in the stack's key; copy that into the path.
+    """
+    for node in graph.graph.nodes:
+        stack = node.meta.get("nn_module_stack")
+        if not stack:
+            continue
+        key, (path, cls) = list(stack.items())[-1]
+        call = key[key.rindex("@"):] if "@" in key else ""
+        if call and not path.endswith(call):
+            stack[key] = (path + call, cls)
+    return graph
 
 
 @contextlib.contextmanager

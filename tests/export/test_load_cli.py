@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import firmware_export as fe
 from edgekd.cli import main
@@ -23,6 +24,7 @@ pytest.importorskip("onnxruntime")
 SHAPE = (1, 3, 8, 8)
 NET = '''
 import torch
+from torch import nn
 from torch import nn
 
 
@@ -231,3 +233,35 @@ def test_help_shows_defaults(capsys):
     for needle in ("(default: all)", "(default: 256)", "(default: 200)", "(default: exports)", "--input-shape",
                    "--weights", "FILE.py:factory"):
         assert needle in text, needle
+
+
+class ReusedModules(nn.Module):
+    """One nn.ReLU and one nn.MaxPool2d, each called twice: the everyday way to write forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.relu, self.pool = nn.ReLU(), nn.MaxPool2d(2)
+        self.fc = nn.Linear(4 * 2 * 2, 3)
+
+    def forward(self, x):
+        x = self.pool(self.relu(self.conv1(x)))
+        x = self.pool(self.relu(self.conv2(x)))
+        return self.fc(x.flatten(1))
+
+
+@pytest.mark.slow
+def test_reused_modules_quantize_every_time(tmp_path):
+    """PT2E's annotators grouped both calls of a reused module into one partition and then failed in
+    about half the runs; each call now has its own path (``tflite.one_partition_per_call``)."""
+    from firmware_export.targets.tflite import quantize_pt2e
+
+    torch.manual_seed(0)
+    model = ReusedModules().eval()
+    x, calibration = torch.rand(SHAPE), torch.rand(16, *SHAPE[1:])
+    torch.export.save(torch.export.export(model, (x,)), tmp_path / "reused.pt2")
+    loaded = fe.load_model(tmp_path / "reused.pt2").model
+    for source in [model] * 4 + [loaded] * 4:  # 8 tries: a coin flip each would pass all with p = 0.004
+        graph = quantize_pt2e(source, x, calibration)
+        with torch.no_grad():
+            assert graph(x).shape == (1, 3)
