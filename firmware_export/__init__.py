@@ -143,9 +143,13 @@ def _export_tflite(model, target, module, out_dir, precision, name, parity_input
                     float_model=None, quantized_desc={"quantizer": f"none: the int8 .tflite {Path(model.path).name}, "
                                                                    "taken as it is"},
                     verbose=verbose, tflite_bytes=model.data)
-    return _build(module, job, out_dir, target, lambda files, meta: _export_config(
-        target, "int8", name, files, meta, "tflite", x, list(model.output_shape), list(model.ops), None, job,
-        time.perf_counter() - t0))
+    try:
+        return _build(module, job, out_dir, target, lambda files, meta: _export_config(
+            target, "int8", name, files, meta, "tflite", x, list(model.output_shape), list(model.ops), None, job,
+            time.perf_counter() - t0))
+    except UnsupportedOpError as err:  # the native C kernels are a subset of TFLM's
+        hint = "; --target tflm runs every op TFLite Micro has a kernel for" if target == "c" else ""
+        raise ExportError(f"{model.path}: {err}{hint}") from None
 
 
 def _parity_inputs(given, x, like):

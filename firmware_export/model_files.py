@@ -58,6 +58,7 @@ ADVICE = {
                    "write it again",
     "zip": f"a zip archive that is none of {ACCEPTED}",
     "unknown": f"not a model file edgekd reads ({{detail}}): expected {ACCEPTED}",
+    "unreadable_file": "cannot be read ({detail})",
 }
 
 
@@ -72,7 +73,7 @@ KIND_NAMES = {
     "empty": "an empty file", "damaged_zip": "a damaged zip archive", "zip": "a zip archive",
     "python": "a Python file", "folder": "a folder", "export_folder": "an edgekd export folder",
     "saved_model": "a TensorFlow SavedModel", "unreadable": "an unreadable torch.save archive ({detail})",
-    "unknown": "not a torch file ({detail})",
+    "unknown": "not a torch file ({detail})", "unreadable_file": "a file that cannot be read ({detail})",
 }
 
 
@@ -200,11 +201,14 @@ def looks_like(path: Path) -> tuple[str, str]:
         if (path / "saved_model.pb").is_file():
             return "saved_model", ""
         return "folder", ""
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as err:
+        return "unreadable_file", err.strerror or type(err).__name__
     if size == 0:
         return "empty", ""
-    with open(path, "rb") as f:
-        head = f.read(64)
     if head[4:8] == b"TFL3":
         return "tflite", ""
     if head.startswith(b"\x93NUMPY"):
