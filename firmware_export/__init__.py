@@ -247,8 +247,8 @@ def _check_example(model, example_input) -> torch.Tensor:
 def _as_inputs(data, x, what) -> torch.Tensor:
     t = _to_tensor(data, what)
     if tuple(t.shape[1:]) != tuple(x.shape[1:]):
-        raise ExportError(f"{what}: samples have shape {tuple(t.shape[1:])}, but the model's example_input has "
-                          f"{tuple(x.shape[1:])}")
+        raise ExportError(f"{what}: samples have shape {tuple(t.shape[1:])}, but the model's input is "
+                          f"{tuple(x.shape)}: expected (N, {', '.join(map(str, x.shape[1:]))})")
     if len(t) == 0:
         raise ExportError(f"{what}: no samples")
     bad = ~torch.isfinite(t.reshape(len(t), -1)).all(dim=1)

@@ -546,16 +546,9 @@ def load_inputs(path, input_shape, *, what="--calibration", int8_quant=None) -> 
                           "save e.g. x.astype(np.float32)")
     if arr.ndim == len(sample) and arr.shape == sample:
         raise ExportError(f"{what} {path}: one sample of shape {arr.shape}; expected a batch {want}: save x[None]")
-    if tuple(arr.shape[1:]) != sample:
-        raise ExportError(f"{what} {path}: array of shape {arr.shape}; the model's input is {tuple(input_shape)}, so "
-                          f"expected {want}")
-    if len(arr) == 0:
-        raise ExportError(f"{what} {path}: no samples (shape {arr.shape})")
-    bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
-    if bad.any():
-        raise ExportError(f"{what} {path}: {int(bad.sum())} of {len(arr)} samples contain NaN or Inf (first at "
-                          f"index {int(np.flatnonzero(bad)[0])})")
-    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    from . import _as_inputs  # the checks export() runs on data (shape, empty, NaN/Inf), naming the file
+
+    return _as_inputs(np.ascontiguousarray(arr, dtype=np.float32), torch.zeros(tuple(input_shape)), f"{what} {path}")
 
 
 def _read_array(path, what, want) -> np.ndarray:

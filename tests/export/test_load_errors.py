@@ -205,12 +205,13 @@ DATA_CASES = {
                       ["2 arrays (a, b)", "'x' or 'inputs'"]),
     "dtype": (lambda p: np.save(p, np.zeros((2, 3, 8, 8), np.int64)), "cal.npy", ["dtype int64", "float"]),
     "shape": (lambda p: np.save(p, np.zeros((2, 3, 9, 8), np.float32)), "cal.npy",
-              ["shape (2, 3, 9, 8)", "expected (N, 3, 8, 8)"]),
+              ["samples have shape (3, 9, 8)", "expected (N, 3, 8, 8)"]),
     "one_sample": (lambda p: np.save(p, np.zeros((3, 8, 8), np.float32)), "cal.npy", ["one sample", "x[None]"]),
     "nan": (lambda p: np.save(p, np.where(np.arange(4)[:, None, None, None] == 2, np.nan, 0).astype(np.float32)
                               * np.ones((4, 3, 8, 8), np.float32)), "cal.npy", ["1 of 4 samples", "index 2"]),
     "not_numpy": (lambda p: p.write_text("1,2,3\n"), "cal.csv", ["not a .npy or .npz", "np.save"]),
     "missing": (lambda p: None, "cal.npy", ["no such file"]),
+    "empty": (lambda p: np.save(p, np.zeros((0, 3, 8, 8), np.float32)), "cal.npy", ["no samples"]),
     "pickled_objects": (lambda p: np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True), "cal.npy",
                         ["not a readable .npy/.npz"]),
 }
@@ -228,7 +229,7 @@ def test_bad_parity_file(tmp_path, capsys, user_net):
     np.save(tmp_path / "cal.npy", np.zeros((4, 3, 8, 8), np.float32))
     np.save(tmp_path / "held.npy", np.zeros((4, 8, 8, 3), np.float32))  # channels-last by mistake
     _fails(capsys, tmp_path, [*user_net, "--calibration", tmp_path / "cal.npy", "--parity", tmp_path / "held.npy"],
-           "--parity", "held.npy", "shape (4, 8, 8, 3)", "expected (N, 3, 8, 8)")
+           "--parity", "held.npy", "samples have shape (8, 8, 3)", "expected (N, 3, 8, 8)")
 
 
 # ---- the Python side: the same functions the CLI calls ---------------------------------------------
