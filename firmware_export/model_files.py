@@ -233,7 +233,8 @@ def _zip_kind(path) -> tuple[str, str]:
     if not zipfile.is_zipfile(path):
         return "damaged_zip", ""
     try:
-        names = zipfile.ZipFile(path).namelist()
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
     except (zipfile.BadZipFile, OSError):
         return "damaged_zip", ""
     leaves = {n.split("/", 1)[-1] for n in names}
@@ -276,7 +277,8 @@ def _pickle_globals(path, names) -> list[str]:
         return []
     out, strings = [], []
     try:
-        data = zipfile.ZipFile(path).read(pkl)
+        with zipfile.ZipFile(path) as archive:
+            data = archive.read(pkl)
         for op, arg, _ in pickletools.genops(data):
             if op.name == "GLOBAL":
                 out.append(str(arg).replace(" ", "."))
