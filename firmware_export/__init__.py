@@ -5,6 +5,8 @@
 >>> art.parity["passed"], art.files, art.predict(test_x[:5])                    # doctest: +SKIP
 
 Targets: ``onnx`` (fp32), ``tflite`` (int8 default, fp32), ``tflm`` (int8), ``c`` (int8).
+Model files (``.pt2``, ``net.py:factory``, an int8 ``.tflite``) and data files (``.npy``/``.npz``) are read
+by :func:`load_model` and :func:`load_inputs` (:mod:`firmware_export.model_files`).
 Every export folder is written atomically and holds ``export.json`` and ``parity.json``.
 """
 from __future__ import annotations
@@ -19,11 +21,12 @@ import torch
 
 from .artifact import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, Artifact
 from .errors import ExportError, ParityError, UnsupportedOpError
+from .model_files import LoadedModel, TFLiteModel, load_inputs, load_model
 from .ops import SUPPORTED_OPS, check_modules, check_supported
 from .targets import TARGETS, ExportJob, target_module
 
 __all__ = ["export", "Artifact", "ExportError", "ParityError", "UnsupportedOpError", "SUPPORTED_OPS", "TARGETS",
-           "load"]
+           "load", "load_model", "load_inputs", "LoadedModel", "TFLiteModel"]
 
 DEFAULT_PARITY_INPUTS = 64
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -34,20 +37,20 @@ def load(path) -> Artifact:
     return Artifact.load(path)
 
 
-def export(model, target="onnx", *, example_input, out_dir, calibration_data=None, precision=None, name="model",
+def export(model, target="onnx", *, example_input=None, out_dir, calibration_data=None, precision=None, name="model",
            parity_inputs=None, float_reference=None, verbose=None) -> Artifact:
     """Export ``model`` to ``target`` in ``out_dir`` and prove it with a parity record.
 
     ``model``: a float ``torch.nn.Module`` made of :data:`SUPPORTED_OPS`, or an int8 PT2E graph from
-    ``edgekd.quant.pt2e`` (then no calibration is needed). ``example_input``: a float32 tensor
-    ``(1, ...)``. ``calibration_data``: float inputs ``(N, ...)`` for int8 targets (a few hundred).
-    ``precision``: ``"int8"`` (default for tflite/tflm/c) or ``"fp32"`` (onnx, tflite).
-    ``parity_inputs``: held-out float inputs ``(N, ...)``; default is 64 seeded random inputs in
-    the calibration range. ``float_reference``: when ``model`` is an int8 PT2E graph, the float model
-    it came from, compared for information. Raises :class:`ParityError` (and writes nothing) if
-    parity fails.
+    ``edgekd.quant.pt2e`` (then no calibration is needed), or a fully-int8 ``.tflite`` read by
+    :func:`load_model` (targets tflite/tflm/c; no torch involved).
+    ``example_input``: a float32 tensor ``(1, ...)`` (not needed for a .tflite). ``calibration_data``:
+    float inputs ``(N, ...)`` for int8 targets (a few hundred). ``precision``: ``"int8"`` (default
+    for tflite/tflm/c) or ``"fp32"`` (onnx, tflite). ``parity_inputs``: held-out float inputs
+    ``(N, ...)``, or a count N of seeded random inputs in the calibration range (default 64).
+    ``float_reference``: when ``model`` is an int8 PT2E graph, the float model it came from, compared
+    for information. Raises :class:`ParityError` (and writes nothing) if parity fails.
     """
-    from edgekd.io import atomic_dir
     from edgekd.log import logger, set_log_level
 
     set_log_level(verbose)
@@ -58,6 +61,10 @@ def export(model, target="onnx", *, example_input, out_dir, calibration_data=Non
                           f"{', '.join(module.PRECISIONS)}, but got {precision!r} instead.")
     out_dir = _check_out_dir(out_dir)
     _check_name(name)
+    if isinstance(model, TFLiteModel):
+        return _export_tflite(model, target, module, out_dir, precision, name, parity_inputs, verbose)
+    if example_input is None:
+        raise ExportError("example_input: expected a float32 tensor (1, ...) that the model runs on, got None")
     if not isinstance(model, torch.nn.Module):
         raise ExportError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     from .targets.tflite import QUANTIZER_DESC, is_quantized_graph, quantize_pt2e
@@ -65,7 +72,8 @@ def export(model, target="onnx", *, example_input, out_dir, calibration_data=Non
     prequantized = is_quantized_graph(model)
     if not prequantized:
         model = model.eval()
-        check_modules(model)  # refuse e.g. nn.LSTM before running or tracing anything
+        if not isinstance(model, torch.fx.GraphModule):  # a graph (e.g. from a .pt2) is checked op by op below
+            check_modules(model)  # refuse e.g. nn.LSTM before running or tracing anything
     x = _check_example(model, example_input)
     t0 = time.perf_counter()
     ops = check_supported(model, x)
@@ -73,11 +81,7 @@ def export(model, target="onnx", *, example_input, out_dir, calibration_data=Non
     calibration = None
     if calibration_data is not None:
         calibration = _as_inputs(calibration_data, x, "calibration_data")
-    if parity_inputs is not None:
-        p_in = _as_inputs(parity_inputs, x, "parity_inputs")
-        p_desc = f"{len(p_in)} held-out inputs given by the caller"
-    else:
-        p_in, p_desc = _random_inputs(calibration if calibration is not None else x)
+    p_in, p_desc = _parity_inputs(parity_inputs, x, calibration if calibration is not None else x)
     quantized = None
     if precision == "int8":
         if prequantized:
@@ -94,33 +98,80 @@ def export(model, target="onnx", *, example_input, out_dir, calibration_data=Non
                     float_model=(float_reference.eval() if float_reference is not None else None) if prequantized
                     else model, calibration=calibration, quantized=quantized,
                     quantized_desc=QUANTIZER_DESC if precision == "int8" else {}, verbose=verbose)
+    with torch.no_grad():
+        out_shape = list((job.float_model or job.quantized)(x).shape)
+    return _build(module, job, out_dir, target, lambda files, meta: _export_config(
+        target, precision, name, files, meta, type(model).__name__, x, out_shape, ops, calibration, job,
+        time.perf_counter() - t0))
+
+
+def _build(module, job, out_dir, target, make_config) -> Artifact:
+    """Build in a temporary folder, require parity, write the records, then move the folder in place."""
+    from edgekd.io import atomic_dir, atomic_write_json
+    from edgekd.log import logger
+
     from . import parity as parity_mod
 
     with atomic_dir(out_dir) as tmp:
         files, meta, checks = module.build(job, tmp)
-        record = parity_mod.make_record(target, precision, checks, n_inputs=len(p_in), inputs=p_desc)
-        parity_mod.require(record, where=f"{out_dir} ({target}/{precision})")
-        config = _export_config(target, precision, name, files, meta, model, x, ops, calibration, quantized,
-                                job, time.perf_counter() - t0)
-        from edgekd.io import atomic_write_json
-
+        record = parity_mod.make_record(target, job.precision, checks, n_inputs=len(job.parity_inputs),
+                                        inputs=job.parity_inputs_desc)
+        parity_mod.require(record, where=f"{out_dir} ({target}/{job.precision})")
         atomic_write_json(tmp / "parity.json", record)
-        atomic_write_json(tmp / "export.json", config)
-    logger.info(f"export {target}/{precision}: wrote {out_dir} (parity passed)")
+        atomic_write_json(tmp / "export.json", make_config(files, meta))
+    logger.info(f"export {target}/{job.precision}: wrote {out_dir} (parity passed)")
     return Artifact.load(out_dir)
 
 
-def _export_config(target, precision, name, files, meta, model, x, ops, calibration, quantized, job, seconds):
+# where a user's .tflite can go: these targets start from an int8 .tflite (onnx needs the torch model)
+TFLITE_TARGETS = ("tflite", "tflm", "c")
+
+
+def _export_tflite(model, target, module, out_dir, precision, name, parity_inputs, verbose) -> Artifact:
+    """A fully-int8 .tflite as it is: its bytes go to the target, parity against TFLM and LiteRT only."""
+    if target not in TFLITE_TARGETS:
+        raise ExportError(f"{model.path}: a .tflite exports to {', '.join(TFLITE_TARGETS)}; target {target!r} needs "
+                          "the torch model (a .pt2 or FILE.py:factory)")
+    if precision != "int8":
+        raise ExportError(f"{model.path}: the .tflite is int8; precision {precision!r} needs the torch model")
+    t0 = time.perf_counter()
+    x = torch.zeros(model.input_shape)
+    lo, hi = model.input_range()
+    p_in, p_desc = _parity_inputs(parity_inputs, x, torch.tensor([lo, hi]).reshape(2, *[1] * (x.ndim - 1))
+                                  .expand(2, *x.shape[1:]))
+    job = ExportJob(name=name, precision="int8", example_input=x, parity_inputs=p_in, parity_inputs_desc=p_desc,
+                    float_model=None, quantized_desc={"quantizer": f"none: the int8 .tflite {Path(model.path).name}, "
+                                                                   "taken as it is"},
+                    verbose=verbose, tflite_bytes=model.data)
+    try:
+        return _build(module, job, out_dir, target, lambda files, meta: _export_config(
+            target, "int8", name, files, meta, "tflite", x, list(model.output_shape), list(model.ops), None, job,
+            time.perf_counter() - t0))
+    except UnsupportedOpError as err:  # the native C kernels are a subset of TFLM's
+        hint = "; --target tflm runs every op TFLite Micro has a kernel for" if target == "c" else ""
+        raise ExportError(f"{model.path}: {err}{hint}") from None
+
+
+def _parity_inputs(given, x, like):
+    """Held-out inputs from the caller, or a count (None: 64) of seeded random inputs in the range of ``like``."""
+    if given is None or isinstance(given, int) and not isinstance(given, bool):
+        n = DEFAULT_PARITY_INPUTS if given is None else given
+        if n < 1:
+            raise ExportError(f"parity_inputs: expected at least 1 random input, got {n}")
+        return _random_inputs(like, n=n)
+    p_in = _as_inputs(given, x, "parity_inputs")
+    return p_in, f"{len(p_in)} held-out inputs given by the caller"
+
+
+def _export_config(target, precision, name, files, meta, model_class, x, out_shape, ops, calibration, job, seconds):
     from edgekd import __version__
 
-    with torch.no_grad():
-        out_shape = list((job.float_model or job.quantized)(x).shape)
     config = {
         "format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "edgekd_version": __version__,
         "target": target, "precision": precision, "name": name,
         "files": sorted(files) + ["export.json", "parity.json"],
         "input_shape": list(x.shape), "output_shape": out_shape, "input_dtype": "float32",
-        "model_class": type(model).__name__, "ops": ops,
+        "model_class": model_class, "ops": ops,
         "calibration_samples": None if calibration is None else len(calibration),
         "quantization": job.quantized_desc or None,
         "parity_inputs": job.parity_inputs_desc,
@@ -196,8 +247,8 @@ def _check_example(model, example_input) -> torch.Tensor:
 def _as_inputs(data, x, what) -> torch.Tensor:
     t = _to_tensor(data, what)
     if tuple(t.shape[1:]) != tuple(x.shape[1:]):
-        raise ExportError(f"{what}: samples have shape {tuple(t.shape[1:])}, but the model's example_input has "
-                          f"{tuple(x.shape[1:])}")
+        raise ExportError(f"{what}: samples have shape {tuple(t.shape[1:])}, but the model's input is "
+                          f"{tuple(x.shape)}: expected (N, {', '.join(map(str, x.shape[1:]))})")
     if len(t) == 0:
         raise ExportError(f"{what}: no samples")
     bad = ~torch.isfinite(t.reshape(len(t), -1)).all(dim=1)

@@ -37,6 +37,7 @@ class ExportJob:
     quantized: torch.nn.Module | None = None   # the ONE PT2E int8 graph every int8 target converts
     quantized_desc: dict = field(default_factory=dict)
     verbose: object = None
+    tflite_bytes: bytes | None = None      # a user's fully-int8 .tflite, taken as it is (no torch graph at all)
     _cache: dict = field(default_factory=dict)
 
     def torch_float(self) -> np.ndarray | None:

@@ -31,9 +31,9 @@ def _build_c():
 def build(job, folder: Path):
     build_c = _build_c()
     path = folder / f"{job.name}.tflite"
-    tflite.convert_int8(job.quantized, job.example_input, path, verbose=job.verbose)
+    tflite.write_int8(job, path)
     refs = tflite.int8_reference(job, path)
-    config = {"target": "c", "name": job.name, **tflite.QUANTIZER_DESC}
+    config = {"target": "c", "name": job.name, **job.quantized_desc}
     cmodel = build_c(path, folder, name=job.name, config=config)
     out = cmodel.predict_int8(refs["x_q"])
     checks = tflite.int8_checks(job, refs, out, runtime="c")

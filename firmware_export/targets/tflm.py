@@ -136,14 +136,14 @@ def c_sources(name: str, model_bytes: bytes, arena: int, config: dict) -> dict:
 
 def build(job, folder: Path):
     path = folder / f"{job.name}.tflite"
-    tflite.convert_int8(job.quantized, job.example_input, path, verbose=job.verbose)
+    tflite.write_int8(job, path)
     model_bytes = path.read_bytes()
     refs = tflite.int8_reference(job, path)
     arena = measure_arena(model_bytes, refs["x_q"])
     interp = tflm_module().Interpreter.from_bytes(model_bytes, arena_size=arena)
     out = run_tflm(interp, refs["x_q"])
     checks = tflite.int8_checks(job, refs, out, runtime="tflm")
-    config = {"target": "tflm", "name": job.name, "arena_bytes": arena, **tflite.QUANTIZER_DESC}
+    config = {"target": "tflm", "name": job.name, "arena_bytes": arena, **job.quantized_desc}
     files = [path.name]
     for fname, text in c_sources(job.name, model_bytes, arena, config).items():
         (folder / fname).write_text(text)
