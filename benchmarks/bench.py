@@ -144,6 +144,7 @@ class Subject:
     calibration: np.ndarray | None = None
     parity: np.ndarray | None = None
     data: object = None          # a labelled dataset (demo models): accuracy
+    tflite: object = None        # a user's int8 .tflite (firmware_export.TFLiteModel), exported as it is
 
 
 def _random_inputs(shape, n, seed) -> np.ndarray:
@@ -197,20 +198,49 @@ def from_torch_model(model, name, source, kind, input_shape, config: BenchConfig
                    parity=parity)
 
 
-def from_checkpoint(path, config: BenchConfig, calibration=None) -> Subject:
+def from_tflite(loaded, name, config: BenchConfig) -> Subject:
+    """A user's fully-int8 .tflite: the C is generated from it as it is (no torch model: no torch,
+    onnxruntime or ExecuTorch rows)."""
+    tfl = loaded.model
+    codes = np.random.default_rng(config.seed).integers(-128, 128, size=(1, *tfl.input_shape[1:]))
+    x = ((codes - tfl.input_quant[1]) * tfl.input_quant[0]).astype(np.float32)
+    desc = f"seeded random int8 codes (seed {config.seed}) at the .tflite's input scale {tfl.input_quant[0]:.4g}, " \
+           f"zero point {tfl.input_quant[1]}"
+    return Subject(name, loaded.source, "tflite", x, desc, tflite=tfl)
+
+
+def checkpoint_model(path):
+    """``path -> (float model, input shape)``: how :func:`firmware_export.load_model` rebuilds an edgekd checkpoint."""
     model, cfg = run.load_checkpoint_model(path)
-    return from_torch_model(model, Path(path).stem, str(path), "checkpoint", cfg.input_shape, config, calibration)
+    return model, (1, *cfg.input_shape)
 
 
-def resolve(spec, config: BenchConfig, *, calibration=None) -> Subject:
-    """MODEL as the user gave it: an export folder (or a folder of them), or an edgekd checkpoint
-    that is exported first."""
+def _calibration(calibration, input_shape, config: BenchConfig):
+    """``--calibration``: a .npy/.npz of float inputs, or a count of seeded standard-normal inputs."""
+    if calibration is None or str(calibration).isdigit():
+        n = int(calibration) if calibration is not None else config.calibration_samples
+        return _random_inputs(tuple(input_shape[1:]), n, config.seed)
+    from firmware_export.model_files import load_inputs
+
+    return load_inputs(calibration, input_shape).numpy()
+
+
+def resolve(spec, config: BenchConfig, *, input_shape=None, weights=None, calibration=None) -> Subject:
+    """MODEL as the user gave it: an export folder (or a folder of them), or a model file exported
+    first: a ``.pt2``, ``FILE.py:factory`` (with ``input_shape``, optional ``weights``), a fully-int8
+    ``.tflite`` or an edgekd checkpoint (read by :func:`firmware_export.load_model`)."""
+    from firmware_export.model_files import TFLiteModel, load_model, split_factory
+
     path = Path(str(spec))
     if path.is_dir():
         return from_export_folder(path, config.seed)
-    if not path.is_file():
-        raise EdgeKDError(f"{spec}: no such file or folder (expected an export folder or an edgekd checkpoint)")
-    return from_checkpoint(path, config, calibration)
+    loaded = load_model(spec, input_shape=input_shape, weights=weights, checkpoint_loader=checkpoint_model)
+    file, factory = split_factory(str(spec))
+    name = factory if factory else Path(file).stem
+    if isinstance(loaded.model, TFLiteModel):
+        return from_tflite(loaded, name, config)
+    calib = _calibration(calibration, loaded.input_shape, config)
+    return from_torch_model(loaded.model, name, loaded.source, loaded.kind, loaded.input_shape[1:], config, calib)
 
 
 def zoo_subjects(names, config: BenchConfig) -> list[Subject]:
@@ -266,9 +296,13 @@ def measure(recs: Records, subj: Subject, config: BenchConfig, work_dir, tflite_
     work_dir = Path(work_dir)
     recs.add(subj.name, "model", subj.kind, "input_shape", list(subj.x.shape), "shape", source=subj.source,
              input=subj.input_desc)
-    if subj.model is not None:
+    if subj.model is not None or subj.tflite is not None:
         kinds = [k for k in needed_exports(config) if k not in subj.arts]
-        subj.arts.update(run.export_model(subj.model, subj.name, subj.x, subj.calibration, subj.parity,
+        if subj.tflite is not None:         # a .tflite goes to C as it is; the others need the torch model
+            for kind in [k for k in kinds if k != "c"]:
+                recs.skip(subj.name, "host", kind, "export", "MODEL is a .tflite: this export needs the torch model")
+            kinds = [k for k in kinds if k == "c"]
+        subj.arts.update(run.export_model(subj.tflite or subj.model, subj.name, subj.x, subj.calibration, subj.parity,
                                           work_dir / "exports", recs, kinds))
     native = run.host_bench(recs, subj.name, subj.model, subj.arts, subj.x, work_dir / "host",
                             runtimes=config.runtimes, warmup=config.warmup, runs=config.runs,
@@ -307,7 +341,8 @@ def _unique(subjects):
 
 
 def bench(specs=(), *, out_dir, config: BenchConfig | None = None, demo=False, zoo=False, runs_dir="runs/demo",
-          reports_dir="reports", work_dir=None, calibration=None, json_name="bench.json", command=None,
+          reports_dir="reports", work_dir=None, input_shape=None, weights=None, calibration=None,
+          json_name="bench.json", command=None,
           verbose=None, echo=print) -> list[dict]:
     """Measure ``specs`` (export folders or checkpoints), the demo models (``demo``: with the calibration
     kernels of the appendix and the other stages' reports folded in) and the zoo (``zoo``: True or a
@@ -325,7 +360,7 @@ def bench(specs=(), *, out_dir, config: BenchConfig | None = None, demo=False, z
     out_dir = Path(out_dir)
     work_dir = Path(work_dir) if work_dir else out_dir / "work"
     # every model is resolved first: a bad MODEL fails in a second, not after an hour of measuring
-    subjects = [resolve(s, config, calibration=calibration) for s in specs]
+    subjects = [resolve(s, config, input_shape=input_shape, weights=weights, calibration=calibration) for s in specs]
     if zoo:
         subjects += zoo_subjects(zoo if isinstance(zoo, (list, tuple)) else (), config)
     no_demo = None

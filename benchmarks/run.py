@@ -152,20 +152,23 @@ def kind_of(art) -> str:
 
 def export_model(model, name, x, calibration, parity, work_dir, recs: Records, kinds=tuple(EXPORT_KINDS)) -> dict:
     """{kind: Artifact} for the export ``kinds`` of a float torch model (int8 ones calibrated on
-    ``calibration``); a failed export is a skipped record, not a stop."""
+    ``calibration``) or of a user's int8 .tflite (``firmware_export.TFLiteModel``, c only); a failed
+    export is a skipped record, not a stop."""
     import torch
 
     import firmware_export
 
     arts = {}
+    tflite = isinstance(model, firmware_export.TFLiteModel)       # a user's int8 .tflite, taken as it is
     for kind in kinds:
         target, precision = EXPORT_KINDS[kind]
         t0 = time.perf_counter()
         try:
             arts[kind] = firmware_export.export(
-                model, target=target, example_input=torch.as_tensor(x), out_dir=Path(work_dir) / name / kind,
-                calibration_data=torch.as_tensor(calibration) if precision == "int8" else None,
-                precision=precision, parity_inputs=torch.as_tensor(parity))
+                model, target=target, example_input=None if tflite else torch.as_tensor(x),
+                out_dir=Path(work_dir) / name / kind,
+                calibration_data=torch.as_tensor(calibration) if precision == "int8" and not tflite else None,
+                precision=precision, parity_inputs=None if parity is None else torch.as_tensor(parity))
             recs.add(name, "host", kind, "export_seconds", time.perf_counter() - t0, "s")
         except Exception as err:       # noqa: BLE001 - one failed export must not stop the others
             recs.skip(name, "host", kind, f"export {target}/{precision}", err)

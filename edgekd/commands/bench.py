@@ -6,7 +6,8 @@ import argparse
 
 EXAMPLES = """examples:
   edgekd bench exports/c --out reports/mine                 an export folder (or a folder of them)
-  edgekd bench runs/mine.pt --cores m4,m7 --out reports/mine an edgekd checkpoint, exported first
+  edgekd bench net.py:make_model --input-shape 1,3,32,32 --weights sd.pt --calibration cal.npy --out reports/net
+  edgekd bench model.pt2 --cores m4,m7 --out reports/mine   (also: an int8 .tflite, an edgekd checkpoint)
   edgekd bench exports --clock m4=80 --runtimes native-c,tflm --out reports/mine
   edgekd bench --demo --zoo --out reports                   what `make bench` runs"""
 
@@ -22,8 +23,8 @@ def add_parser(sub):
                     "OUT/bench.json and OUT/report.html.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="*", metavar="MODEL",
-                   help="an export folder (edgekd export --out DIR, or one target's folder) or an edgekd "
-                        "checkpoint .pt (exported first)")
+                   help="an export folder (edgekd export --out DIR, or one target's folder), or a model exported "
+                        "first: a .pt2, FILE.py:factory, a fully-int8 .tflite or an edgekd checkpoint")
     p.add_argument("--out", required=True, metavar="DIR", help="bench.json, report.html and report.md go here")
     p.add_argument("--cores", default=",".join(a for a in CORE_ALIASES if a != "m0+"), metavar="LIST",
                    help="Cortex-M cores, or 'none' (default: %(default)s)")
@@ -32,6 +33,12 @@ def add_parser(sub):
                         "clocks, M0+ a common 48 MHz part)")
     p.add_argument("--runtimes", default=",".join(DEFAULT_RUNTIMES), metavar="LIST",
                    help="host runtimes, or 'none' (default: %(default)s)")
+    p.add_argument("--input-shape", metavar="1,C,H,W",
+                   help="input shape, batch 1 first: needed for FILE.py:factory (default: from the model file)")
+    p.add_argument("--weights", metavar="FILE", help="state_dict for FILE.py:factory (default: its own initialization)")
+    p.add_argument("--calibration", default=None, metavar="FILE|N",
+                   help="int8 calibration inputs for a torch model: a .npy/.npz of float inputs (N, ...), or N "
+                        "seeded standard-normal inputs (default: 64 seeded standard-normal inputs)")
     p.add_argument("--demo", action="store_true",
                    help="also the demo checkpoints in --runs, with the appendix kernels and the reports in "
                         "--reports folded in")
@@ -58,7 +65,11 @@ def run(args):
         changes["clocks_mhz"] = {**BenchConfig().clocks_mhz, **parse_clocks(args.clock)}
     config = BenchConfig.quick(**changes) if args.quick else BenchConfig(**changes)
     command = "edgekd " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
-    bench(args.models, out_dir=args.out, config=config, demo=args.demo,
+    from firmware_export.model_files import parse_shape
+
+    shape = parse_shape(args.input_shape) if args.input_shape else None
+    bench(args.models, out_dir=args.out, config=config, demo=args.demo, input_shape=shape, weights=args.weights,
+          calibration=args.calibration,
           zoo=(args.zoo or True) if args.zoo is not None else False, runs_dir=args.runs, reports_dir=args.reports,
           work_dir=args.work, command=command, verbose=args.verbose or None)
     return 0
