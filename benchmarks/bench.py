@@ -299,8 +299,6 @@ def measure(recs: Records, subj: Subject, config: BenchConfig, work_dir, tflite_
     if subj.model is not None or subj.tflite is not None:
         kinds = [k for k in needed_exports(config) if k not in subj.arts]
         if subj.tflite is not None:         # a .tflite goes to C as it is; the others need the torch model
-            for kind in [k for k in kinds if k != "c"]:
-                recs.skip(subj.name, "host", kind, "export", "MODEL is a .tflite: this export needs the torch model")
             kinds = [k for k in kinds if k == "c"]
         subj.arts.update(run.export_model(subj.tflite or subj.model, subj.name, subj.x, subj.calibration, subj.parity,
                                           work_dir / "exports", recs, kinds))

@@ -365,11 +365,12 @@ def host_bench(recs, model_name, model, arts, x, work_dir, *, runtimes=HOST_RUNT
                  runs=res["runs"], warmup=res["warmup"], **extra)
 
     def missing(runtime, what, kinds):
-        recs.skip(model_name, "host", runtime, what, f"no {' or '.join(kinds)} export of this model")
+        recs.skip(model_name, "host", runtime, what, f"no {' or '.join(kinds)} export of this model" +
+                  ("" if model is not None else " (exporting one needs the torch model)"))
 
     x = np.asarray(x, np.float32)
     if model is None and "torch" in runtimes:
-        recs.skip(model_name, "host", "torch", "latency", "no torch model (MODEL is an export folder)")
+        recs.skip(model_name, "host", "torch", "latency", "no torch model (MODEL is an export folder or a .tflite)")
     if model is not None and "torch" in runtimes:
         if rt.torch_latency(model, x, 1, 2, 5)["median_ms"] > SLOW_MODEL_MS:   # big models: fewer timed runs
             warmup, runs = 3, 30
