@@ -86,7 +86,8 @@ def run_context(command: str) -> dict:
     versions["python"] = platform.python_version()
     return {"machine": f"{_cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}",
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": command,
-            "versions": versions, "arm_compiler": compiler_version(), "host_compiler": host_compiler_version()}
+            "versions": versions, "arm_compiler": compiler_version(), "host_compiler": host_compiler_version(),
+            "cpu_count": os.cpu_count(), "load_average": [round(v, 2) for v in os.getloadavg()]}
 
 
 # ---- models ------------------------------------------------------------------------------------

@@ -81,14 +81,18 @@ def test_models_row_carries_the_records(rendered, records):
     assert all(re.search(r"\((est|meas)\.\)", h) for h in headers if h not in ("model", "MACs"))
 
 
-def test_cortex_m_and_host_tables_label_every_number(rendered):
+def test_cortex_m_and_host_tables_label_every_number(rendered, records):
     _, md, _ = rendered
     headers, _ = _table(_section(md, "Cortex-M builds (cycles and latency are estimates)"))
     for h in ("cycles (est.)", "latency (est.)", "flash B (meas.)", "stack B (meas.)"):
         assert h in headers
     headers, rows = _table(_section(md, "Host latency (meas.)"))
-    assert "median (meas.)" in headers
-    assert all(re.fullmatch(r"[\d.,]+ (ms|us|ns)", r[headers.index("median (meas.)")]) for r in rows)
+    assert headers[0] == "model" and all(h.endswith("(meas.)") for h in headers[1:])
+    row = dict(zip(headers, next(r for r in rows if r[0] == MODEL)))
+    for runtime, precision in (("native-c", "int8"), ("tflm", "int8"), ("executorch", "fp32"), ("litert", "int8")):
+        rec = _rec(records, model=MODEL, target="host", runtime=runtime, precision=precision, metric="latency_ms")
+        assert rec["threads"] == 1 and row[f"{runtime} {precision} (meas.)"] == format_ms(rec["value"])
+        assert re.fullmatch(r"[\d.,]+ (ms|us|ns)", row[f"{runtime} {precision} (meas.)"])
     assert not re.search(r"\b0\.000\d* ?ms", md)          # never 0.000x ms: microseconds instead
 
 
@@ -115,7 +119,7 @@ def test_plots_written_and_embedded(rendered):
 
 MLPERF = {"context": {"published_source": "a test source"},
           "models": {"resnet8": {"task": "image classification ResNet-8", "macs": 12_500_000,
-                                 "published_ms": {"tflm_m4": 700.0, "xcubeai_m4": 160.0, "plumerai_m4": 170.0,
+                                 "published_ms": {"tflm_m4": 704.2, "xcubeai_m4": 160.0, "plumerai_m4": 170.0,
                                                   "xcubeai_m7": 40.0},
                                  "cores": {"cortex-m4": {"ms": 200.0, "cycles": 24_000_000, "flash_bytes": 100_000,
                                                          "static_ram_bytes": 50_000, "stack_bytes": 400},
@@ -128,16 +132,20 @@ def test_mlperf_section_puts_estimates_next_to_published_numbers(tmp_path, recor
     md = render(records, tmp_path, mlperf=MLPERF).markdown(tmp_path)
     text = _section(md, "MLPerf Tiny models next to the published results")
     assert "ours are emulator ESTIMATES, theirs are board MEASUREMENTS" in text and "no flash wait states" in text
-    headers, rows = _table(text)
+    m4_part = text.split("Cortex-M4 at 120 MHz")[1]
+    headers, rows = _table(m4_part)
     row = dict(zip(headers, rows[0]))
-    assert row["edgekd native C, M4 @ 120 MHz (est.)"] == "200 ms"
-    assert row["TFLM reference v0.5, M4 (pub.), ms"] == "700" and row["X-CUBE-AI 9.0, M4 (pub.), ms"] == "160"
-    assert row["X-CUBE-AI M4 / ours"] == "0.8"                          # 160 / 200: slower than X-CUBE-AI
-    assert row["edgekd native C, M7 @ 280 MHz (est.)"] == "counts only (9,000,000 instr.)"
-    headers, rows = _table(text.split("X-CUBE-AI / ours above 1")[1])
+    assert row["edgekd native C (est.)"] == "200 ms"
+    assert row["TFLM reference v0.5 (pub.)"] == "704.2 ms"   # as published, not rounded
+    assert row["X-CUBE-AI 9.0 (pub.)"] == "160 ms"
+    assert row["X-CUBE-AI / ours"] == "0.8"                             # 160 / 200: slower than X-CUBE-AI
+    headers, rows = _table(text.split("Cortex-M7 at 280 MHz")[1])
+    m7 = dict(zip(headers, rows[0]))
+    assert m7["edgekd native C (est.)"] == "counts only (9,000,000 instr.)" and m7["X-CUBE-AI / ours"] == "-"
+    headers, rows = _table(text.split("Flash and RAM next to TFLite Micro's")[1])
     mem = dict(zip(headers, rows[0]))
-    assert mem["C / TFLM arena"] == f"{40_000 / 60_000:.4g}" and mem["TFLM interpreter + kernels code"] == "not measured"
-    assert mem["native C RAM B, static + stack (meas.)"] == "50,400"
+    assert mem["C / TFLM arena"] == f"{40_000 / 60_000:.4g}" and mem["TFLM code"] == "not measured"
+    assert mem["native C RAM, static + stack (meas.)"] == "50,400"
     assert "ships the interpreter only as an x86-64 Python extension" in text
 
 
