@@ -1,0 +1,112 @@
+/*
+ * edgekd_nn_ops: the int8 operators of the native C export beyond convolution, fully connected
+ * and pooling: softmax, logistic, tanh, hard swish, leaky relu, mean, broadcasting mul / add /
+ * sub, and the strided copy behind concatenation.
+ *
+ * Same rules as edgekd_nn.h: hand-written C99, freestanding, no malloc, no libc call, no float.
+ * Each kernel follows the integer arithmetic of TFLite Micro's int8 kernel for that operator
+ * (TFLite's reference integer kernels and gemmlowp's fixed-point functions), so outputs are
+ * bit-identical to TFLite Micro. Every multiplier, shift, radius and clamp is computed at export
+ * time (firmware_export/targets/c.py) the way the operator's Prepare function computes it.
+ */
+#ifndef EDGEKD_NN_OPS_H_
+#define EDGEKD_NN_OPS_H_
+
+#include "edgekd_nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Softmax over the last axis: rows x depth int8 -> int8 with output scale 1/256, zero point -128.
+ * diff = x - row max is scaled by in_mult * 2^in_left_shift into Q5.26 (beta and the input scale
+ * folded in); differences below diff_min contribute nothing and give -128. */
+typedef struct {
+    int32_t rows, depth;
+    int32_t in_mult, in_left_shift;
+    int32_t diff_min;
+} ekd_softmax_params;
+
+/* Logistic and tanh: x - in_zero_point is saturated outside +-in_range_radius, else scaled by
+ * in_mult * 2^in_left_shift into Q4.27 and evaluated in gemmlowp fixed point. Logistic writes
+ * scale 1/256 zero point -128, tanh scale 1/128 zero point 0. */
+typedef struct {
+    int32_t size;
+    int32_t in_zero_point;
+    int32_t in_range_radius;
+    int32_t in_mult, in_left_shift;
+} ekd_sigmoid_params;
+
+/* Hard swish x * relu6(x + 3) / 6 in 16-bit fixed point: Q15 multipliers (TFLite downscales the
+ * Q31 ones) with power-of-two exponents; out_exp <= 0. */
+typedef struct {
+    int32_t size;
+    int32_t in_zero_point, out_zero_point;
+    int32_t out_mult16, out_exp;
+    int32_t reluish_mult16, reluish_exp;
+} ekd_hardswish_params;
+
+/* Leaky relu: x >= 0 scaled by identity_mult, x < 0 by |alpha| * s_in / s_out (alpha_mult),
+ * negated when alpha < 0. */
+typedef struct {
+    int32_t size;
+    int32_t in_zero_point, out_zero_point;
+    int32_t identity_mult, identity_shift;
+    int32_t alpha_mult, alpha_shift;
+    int32_t alpha_negative;
+} ekd_leaky_relu_params;
+
+/* Mean over any set of axes of a tensor seen as 4-D: each output (indexed over out_shape) sums the
+ * input over red_shape (the reduced extents, 1 elsewhere); in_stride are the input's strides.
+ * The 1 / count factor is already folded into mult / shift (as TFLite Micro folds it). */
+typedef struct {
+    int32_t out_shape[4];
+    int32_t red_shape[4];
+    int32_t in_stride[4];
+    int32_t count;
+    int32_t in_zero_point, out_zero_point;
+    int32_t mult, shift;
+} ekd_mean_params;
+
+/* Broadcast of two operands to one 4-D output: operand strides are 0 along broadcast axes. */
+typedef struct {
+    int32_t out_shape[4];
+    int32_t a_stride[4];
+    int32_t b_stride[4];
+} ekd_bcast4;
+
+typedef struct {
+    ekd_bcast4 shape;
+    int32_t in1_offset, in2_offset, out_offset;   /* -zero points, output zero point */
+    int32_t mult, shift;
+    int32_t act_min, act_max;
+} ekd_mul_params;
+
+/* ADD (in2_sign 1) and SUB (in2_sign -1): both inputs shifted left by left_shift, rescaled to a
+ * common scale, added or subtracted, rescaled to the output. */
+typedef struct {
+    ekd_bcast4 shape;
+    int32_t in1_offset, in2_offset, out_offset;
+    int32_t left_shift;
+    int32_t in1_mult, in1_shift, in2_mult, in2_shift, out_mult, out_shift;
+    int32_t act_min, act_max;
+    int32_t in2_sign;
+} ekd_addsub_params;
+
+void ekd_softmax_s8(const ekd_softmax_params *p, const int8_t *in, int8_t *out);
+void ekd_logistic_s8(const ekd_sigmoid_params *p, const int8_t *in, int8_t *out);
+void ekd_tanh_s8(const ekd_sigmoid_params *p, const int8_t *in, int8_t *out);
+void ekd_hardswish_s8(const ekd_hardswish_params *p, const int8_t *in, int8_t *out);
+void ekd_leaky_relu_s8(const ekd_leaky_relu_params *p, const int8_t *in, int8_t *out);
+void ekd_mean_s8(const ekd_mean_params *p, const int8_t *in, int8_t *out);
+void ekd_mul_s8(const ekd_mul_params *p, const int8_t *a, const int8_t *b, int8_t *out);
+void ekd_addsub_s8(const ekd_addsub_params *p, const int8_t *a, const int8_t *b, int8_t *out);
+/* rows blocks of row_len bytes from in (contiguous) to out, out_stride bytes apart: one input of a
+ * concatenation (rows = product of the dimensions before the axis). */
+void ekd_copy_rows_s8(const int8_t *in, int8_t *out, int32_t rows, int32_t row_len, int32_t out_stride);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EDGEKD_NN_OPS_H_ */
