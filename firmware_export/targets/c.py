@@ -450,13 +450,22 @@ class _Lowering:
                                 decls))
 
     def _sigmoid_like(self, op, layer, kernel, out_q):
-        """LOGISTIC / TANH: TFLite Micro's Prepare maps the input into Q4.27 (frexp of s_in * 2^27)."""
+        """LOGISTIC / TANH: TFLite Micro's Prepare maps the input into Q4.27 (frexp of s_in * 2^27).
+        Its int8 kernels write the fixed output quantization out_q whatever the tensor declares;
+        the C does the same (it must equal TFLM) and says so when the .tflite declares another."""
         inp, out = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
         si, zi = _q1(inp, "input", layer)
         so, zo = _q1(out, "output", layer)
+        if op.op == "LOGISTIC" and zo != out_q[1]:
+            raise ExportError(f"layer {layer!r}: int8 LOGISTIC output zero point must be {out_q[1]} "
+                              f"(TFLite Micro refuses others), got {zo}")
         if (np.float32(so), zo) != (np.float32(out_q[0]), out_q[1]):
-            raise ExportError(f"layer {layer!r}: int8 {op.op} output must have scale {out_q[0]} and zero point "
-                              f"{out_q[1]} (TFLite's fixed output range), got {so} and {zo}")
+            from edgekd.log import logger
+
+            logger.warning("layer %r: the .tflite declares %s output scale %r, zero point %d, but TFLite Micro's "
+                           "int8 kernel (and so the C) writes scale %r, zero point %d; outputs are exact against "
+                           "TFLM but off against the float model (quantize %s with fixed output parameters)",
+                           layer, op.op, so, zo, out_q[0], out_q[1], op.op.lower())
         q, shift = math.frexp(float(np.float32(si)) * float(1 << 27))
         mult = _round_away(q * float(1 << 31))
         if mult >= 1 << 31 or not 0 <= shift <= 30:
@@ -478,7 +487,8 @@ class _Lowering:
         so, zo = _q1(out, "output", layer)
         if (np.float32(so), zo) != (np.float32(1.0 / 256), -128) or inp.shape != out.shape or not inp.shape:
             raise ExportError(f"layer {layer!r}: int8 SOFTMAX needs equal input/output shapes and output scale 1/256, "
-                              f"zero point -128 (got {list(inp.shape)} -> {list(out.shape)}, {so}, {zo})")
+                              f"zero point -128, as TFLite Micro does (got {list(inp.shape)} -> {list(out.shape)}, "
+                              f"{so}, {zo}); quantize the softmax output with those fixed parameters")
         depth = int(inp.shape[-1])
         if depth >= 4096:
             raise ExportError(f"layer {layer!r}: SOFTMAX over {depth} values; the int32 sum of exponentials "

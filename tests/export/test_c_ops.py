@@ -449,3 +449,194 @@ def test_one_output_keeps_the_single_pointer_abi(tmp_path):
     assert "int one_invoke(const int8_t *input, int8_t *output);" in h
     assert "#define ONE_OUTPUT_SIZE (8)" in h and "#define ONE_INPUT_ZERO_POINT (0)" in h
     assert isinstance(cm.predict_int8(np.zeros((2, 8), np.int8)), np.ndarray)
+
+
+# ---- the graphs litert-torch emits for everyday PyTorch idioms ---------------------------------------
+
+def _torch_modules():
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class Activations(nn.Module):
+        """x * sigmoid(x) (SiLU written so the quantizer keeps it int8), squeeze-excite, hardswish,
+        leaky relu, tanh, x.mean((2, 3)) into a linear head. Each op feeds a conv/linear, so the
+        PT2E graph quantizes its output and the converter emits the int8 op."""
+
+        def __init__(self):
+            super().__init__()
+            self.c1, self.c2, self.c3 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 1), nn.Conv2d(8, 6, 3)
+            self.c4, self.c5 = nn.Conv2d(6, 6, 1), nn.Conv2d(6, 5, 1)
+            self.se1, self.se2 = nn.Conv2d(8, 3, 1), nn.Conv2d(3, 8, 1)
+            self.fc = nn.Linear(5, 4)
+
+        def forward(self, x):
+            x = self.c1(x)
+            x = x * torch.sigmoid(x)
+            s = torch.sigmoid(self.se2(torch.relu(self.se1(x.mean((2, 3), keepdim=True)))))
+            x = self.c2(x * s)
+            x = self.c3(F.hardswish(x))
+            x = self.c4(F.leaky_relu(x, 0.1))
+            x = self.c5(torch.tanh(x))
+            return self.fc(x.mean((2, 3)))
+
+    class Structure(nn.Module):
+        """torch.cat of two branches, centring x - x.mean(...) (broadcast SUB), a broadcast ADD,
+        F.pad and nn.ZeroPad2d."""
+
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 3, 1)
+            self.c, self.d, self.e = nn.Conv2d(7, 6, 3), nn.Conv2d(6, 6, 1), nn.Conv2d(6, 6, 1)
+            self.f = nn.Conv2d(6, 5, 1)
+            self.pad = nn.ZeroPad2d((1, 1, 2, 0))
+
+        def forward(self, x):
+            x = torch.cat([torch.relu(self.a(x)), self.b(x)], dim=1)
+            x = self.c(F.pad(x, (1, 2, 0, 1)))
+            x = self.d(x - x.mean((2, 3), keepdim=True))
+            x = self.e(self.pad(x + x.mean((2, 3), keepdim=True)))
+            return self.f(x).flatten(1)
+
+    class TwoHeads(nn.Module):
+        """(logits, features): a classifier that also returns its pooled embedding."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 6, 3, padding=1)
+            self.fc = nn.Linear(6, 4)
+
+        def forward(self, x):
+            features = torch.relu(self.conv(x)).mean((2, 3))
+            return self.fc(features), features
+
+    class Softmax(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 6, 1), nn.Conv2d(6, 4, 1)
+
+        def forward(self, x):
+            return self.b(torch.softmax(self.a(x), dim=1))
+
+    return {"activations": Activations(), "structure": Structure(), "two_heads": TwoHeads(), "softmax": Softmax()}
+
+
+TORCH_SHAPES = {"activations": (3, 9, 8), "structure": (3, 7, 6), "two_heads": (3, 5, 7), "softmax": (3, 4, 5)}
+
+
+@pytest.fixture(scope="module")
+def torch_tflites(tmp_path_factory):
+    """The modules above through PT2E int8 (litert-torch's quantizer, 16 calibration batches) and
+    litert-torch, once per module run."""
+    torch = pytest.importorskip("torch")
+    litert_torch = pytest.importorskip("litert_torch")
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    folder = tmp_path_factory.mktemp("torch_ops")
+    out = {}
+    for name, module in _torch_modules().items():
+        torch.manual_seed(0)
+        for p in module.parameters():  # spread weights so every layer's outputs use the int8 range
+            torch.nn.init.uniform_(p, -0.6, 0.6)
+        shape = TORCH_SHAPES[name]
+        x = torch.randn(1, *shape)
+        q = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+        g = prepare_pt2e(torch.export.export(module.eval(), (x,)).module(), q)
+        for _ in range(16):
+            g(torch.randn(1, *shape))
+        g = convert_pt2e(g, fold_quantize=False)
+        path = folder / f"{name}.tflite"
+        litert_torch.convert(g, (x,), quant_config=QuantConfig(pt2e_quantizer=q)).export(str(path))
+        out[name] = path
+    return out
+
+
+def _ops(path):
+    return [op.op for op in read_tflite(path).operators]
+
+
+@pytest.mark.slow
+def test_torch_activations_model(tmp_path, torch_tflites):
+    path = torch_tflites["activations"]
+    ops = _ops(path)
+    for op in ("LOGISTIC", "MUL", "MEAN", "HARD_SWISH", "LEAKY_RELU", "TANH"):
+        assert op in ops, (op, ops)
+    assert "DEQUANTIZE" not in ops
+    y, _ = check_exact(tmp_path, path, np.random.default_rng(0), name="acts")
+    spread(y[0])
+
+
+@pytest.mark.slow
+def test_torch_structure_model(tmp_path, torch_tflites):
+    path = torch_tflites["structure"]
+    ops = _ops(path)
+    for op in ("CONCATENATION", "PAD", "SUB", "ADD", "MEAN"):
+        assert op in ops, (op, ops)
+    assert "DEQUANTIZE" not in ops
+    y, _ = check_exact(tmp_path, path, np.random.default_rng(1), name="structure")
+    spread(y[0])
+
+
+@pytest.mark.slow
+def test_torch_model_with_two_outputs(tmp_path, torch_tflites):
+    path = torch_tflites["two_heads"]
+    y, cm = check_exact(tmp_path, path, np.random.default_rng(2), name="heads")
+    assert sorted(s[-1] for s in cm.output_shapes) == [4, 6]
+    for part in y:
+        spread(part)
+
+
+def _softmax_fixed_quantizer():
+    """litert-torch's quantizer plus what it misses for torch.softmax (aten.softmax.int in a
+    torch.export graph): the fixed int8 output quantization 1/256, -128 that TFLite requires."""
+    import torch
+    from litert_torch.quantize import pt2e_quantizer_utils as qu
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from torchao.quantization.pt2e.quantizer import FixedQParamsQuantizationSpec, QuantizationAnnotation
+
+    class Quantizer(PT2EQuantizer):
+        def annotate(self, model):
+            model = super().annotate(model)
+            fixed = FixedQParamsQuantizationSpec(dtype=torch.int8, scale=1 / 256, zero_point=-128, quant_min=-128,
+                                                 quant_max=127, qscheme=torch.per_tensor_affine)
+            for n in model.graph.nodes:
+                if n.op == "call_function" and n.target == torch.ops.aten.softmax.int:
+                    n.meta["quantization_annotation"] = QuantizationAnnotation(
+                        input_qspec_map={n.args[0]: qu.get_input_act_qspec(self.global_config)},
+                        output_qspec=fixed, _annotated=True)
+            return model
+
+    return Quantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+
+
+@pytest.mark.slow
+def test_torch_softmax(tmp_path, torch_tflites):
+    """litert-torch's quantizer leaves torch.softmax's output with an observed scale that TFLite
+    Micro refuses (it requires 1/256): the C target refuses it too, naming the fix. With the fixed
+    output quantization the SOFTMAX runs and equals TFLM."""
+    torch = pytest.importorskip("torch")
+    import litert_torch
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    assert "SOFTMAX" in _ops(torch_tflites["softmax"])
+    with pytest.raises(ExportError, match="scale 1/256"):
+        build_c(torch_tflites["softmax"], tmp_path / "refused")
+    with pytest.raises(RuntimeError):
+        tflm_interpreter(torch_tflites["softmax"], arena_size=1 << 16)
+
+    module = _torch_modules()["softmax"].eval()
+    torch.manual_seed(0)
+    x = torch.randn(1, *TORCH_SHAPES["softmax"])
+    q = _softmax_fixed_quantizer()
+    g = prepare_pt2e(torch.export.export(module, (x,)).module(), q)
+    for _ in range(16):
+        g(3 * torch.randn(1, *TORCH_SHAPES["softmax"]))
+    path = tmp_path / "softmax_fixed.tflite"
+    litert_torch.convert(convert_pt2e(g, fold_quantize=False), (x,), quant_config=QuantConfig(pt2e_quantizer=q)
+                         ).export(str(path))
+    assert "SOFTMAX" in _ops(path)
+    y, _ = check_exact(tmp_path, path, np.random.default_rng(3), name="softmax")
+    spread(y[0])
