@@ -153,29 +153,47 @@ def spread(y):
     assert len(np.unique(y)) > 8, f"outputs nearly constant: {np.unique(y)}"
 
 
+def test_ops_runtime_is_freestanding(tmp_path):
+    """edgekd_nn_ops.c needs no libc and no float: compiles -ffreestanding, links no external symbol."""
+    import re
+
+    obj = tmp_path / "ops.o"
+    subprocess.run(["gcc", *ctarget.CFLAGS, "-ffreestanding", "-c", str(ctarget.RUNTIME_DIR / "edgekd_nn_ops.c"),
+                    "-o", str(obj)], check=True)
+    nm = subprocess.run(["nm", "-u", str(obj)], capture_output=True, text=True)
+    if nm.returncode == 0:
+        assert nm.stdout.strip() == "", f"runtime references external symbols: {nm.stdout}"
+    src = "".join((ctarget.RUNTIME_DIR / f).read_text() for f in ("edgekd_nn_ops.c", "edgekd_nn_ops.h"))
+    src = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
+    for banned in ("malloc", "float ", "double ", "<string.h>", "<stdlib.h>", "<math.h>"):
+        assert banned not in src, banned
+
+
 # ---- elementwise activations: the whole int8 input domain per quantization ------------------------
 
-def _sweep(tmp_path, model, name):
-    """Every int8 input value, for one quantization, in one sample of shape (1, 256)."""
-    y, _ = check_exact(tmp_path, model, xs=[ALL_INT8], name=name)
-    return y[0].reshape(-1)
+def sweep(tmp_path, code, cases, options_type=OPT.NONE, make_options=None):
+    """One graph with a branch per (q_in, q_out[, option]) case, each fed every int8 value; returns
+    the TFLM (= C) outputs per case. Also exercises models with many inputs and outputs."""
+    g = Graph()
+    ins, outs = [], []
+    for j, case in enumerate(cases):
+        q_in, q_out = case[0], case[1]
+        ins.append(g.tensor((1, 256), scale=q_in[0], zp=q_in[1], name=f"x{j}"))
+        outs.append(g.tensor((1, 256), scale=q_out[0], zp=q_out[1], name=f"y{j}"))
+        g.op(code, [ins[-1]], [outs[-1]], options_type, make_options(*case[2:]) if make_options else None)
+    y, _ = check_exact(tmp_path, g.finish(ins, outs), xs=[ALL_INT8] * len(cases), name="sweep")
+    return [o.reshape(-1) for o in y]
 
 
 SIGMOID_SCALES = [(0.004, -128), (0.02, 3), (0.0625, 17), (0.1, -40), (0.3, 0)]
 
 
-@pytest.mark.parametrize("s_in,z_in", SIGMOID_SCALES)
-def test_logistic_every_input_value(tmp_path, s_in, z_in):
-    y = _sweep(tmp_path, unary_graph(OP.LOGISTIC, (1, 256), (s_in, z_in), (1 / 256, -128)), "logistic")
-    spread(y)
-    assert np.all(np.diff(y.astype(int)) >= 0)  # monotone
-
-
-@pytest.mark.parametrize("s_in,z_in", SIGMOID_SCALES)
-def test_tanh_every_input_value(tmp_path, s_in, z_in):
-    y = _sweep(tmp_path, unary_graph(OP.TANH, (1, 256), (s_in, z_in), (1 / 128, 0)), "tanh")
-    spread(y)
-    assert np.all(np.diff(y.astype(int)) >= 0)
+@pytest.mark.parametrize("code,q_out", [(OP.LOGISTIC, (1 / 256, -128)), (OP.TANH, (1 / 128, 0))],
+                         ids=["logistic", "tanh"])
+def test_sigmoid_tanh_every_input_value(tmp_path, code, q_out):
+    for y in sweep(tmp_path, code, [(q, q_out) for q in SIGMOID_SCALES]):
+        spread(y)
+        assert np.all(np.diff(y.astype(int)) >= 0)  # monotone
 
 
 # the last two: a float32 and a double preparation give different outputs (found by search)
@@ -185,23 +203,21 @@ HARDSWISH_Q = [((0.03, 5), (0.02, -100)), ((0.05, -20), (0.05, -20)), ((0.01, 0)
                ((0.07512427866458893, -15), (0.0492265559732914, -4))]
 
 
-@pytest.mark.parametrize("q_in,q_out", HARDSWISH_Q)
-def test_hard_swish_every_input_value(tmp_path, q_in, q_out):
-    y = _sweep(tmp_path, unary_graph(OP.HARD_SWISH, (1, 256), q_in, q_out), "hswish")
-    assert len(np.unique(y)) > 2
+def test_hard_swish_every_input_value(tmp_path):
+    for y in sweep(tmp_path, OP.HARD_SWISH, HARDSWISH_Q):
+        assert len(np.unique(y)) > 2
 
 
-LEAKY_CASES = [(a, (0.03, 5), (0.02, -30)) for a in (0.01, 0.1, 0.2, 1.7, -0.3, 0.0)] + [
-    (0.2, (0.05, -20), (0.05, -20)),
+LEAKY_CASES = [((0.03, 5), (0.02, -30), a) for a in (0.01, 0.1, 0.2, 1.7, -0.3, 0.0)] + [
+    ((0.05, -20), (0.05, -20), 0.2),
     # float32 and double preparations of the identity multiplier give different outputs here
-    (0.1, (0.031308311969041824, -128), (0.06919502466917038, -128))]
+    ((0.031308311969041824, -128), (0.06919502466917038, -128), 0.1)]
 
 
-@pytest.mark.parametrize("alpha,q_in,q_out", LEAKY_CASES)
-def test_leaky_relu_every_input_value(tmp_path, alpha, q_in, q_out):
-    model = unary_graph(OP.LEAKY_RELU, (1, 256), q_in, q_out, OPT.LeakyReluOptions,
-                        opts(fb.LeakyReluOptionsT, alpha=alpha))
-    spread(_sweep(tmp_path, model, "leaky"))
+def test_leaky_relu_every_input_value(tmp_path):
+    for y in sweep(tmp_path, OP.LEAKY_RELU, LEAKY_CASES, OPT.LeakyReluOptions,
+                   lambda alpha: opts(fb.LeakyReluOptionsT, alpha=alpha)):
+        spread(y)
 
 
 # ---- broadcasting binary operators -----------------------------------------------------------------
@@ -210,18 +226,27 @@ def test_leaky_relu_every_input_value(tmp_path, alpha, q_in, q_out):
 ALL_PAIRS = (np.repeat(ALL_INT8.reshape(-1), 256).reshape(1, 256, 256), np.tile(ALL_INT8.reshape(-1), 256).reshape(1, 256, 256))
 
 
-def binary_graph(code, shape_a, shape_b, shape_out, q_a, q_b, q_out, act=0, const_b=None) -> bytes:
+BINARY = {OP.ADD: (OPT.AddOptions, fb.AddOptionsT), OP.SUB: (OPT.SubOptions, fb.SubOptionsT),
+          OP.MUL: (OPT.MulOptions, fb.MulOptionsT)}
+
+
+def binary_graph(outs, shape_a, shape_b, shape_out, q_a, q_b, act=0, const_b=None) -> bytes:
+    """ADD / SUB / MUL of the same two operands, one graph output each: outs = [(code, q_out), ...]."""
     g = Graph()
     a = g.tensor(shape_a, scale=q_a[0], zp=q_a[1], name="a")
-    if const_b is None:
-        b = g.tensor(shape_b, scale=q_b[0], zp=q_b[1], name="b")
-    else:
-        b = g.tensor(shape_b, scale=q_b[0], zp=q_b[1], data=np.asarray(const_b, np.int8).reshape(shape_b), name="b")
-    y = g.tensor(shape_out, scale=q_out[0], zp=q_out[1], name="y")
-    kind = {OP.ADD: (OPT.AddOptions, fb.AddOptionsT), OP.SUB: (OPT.SubOptions, fb.SubOptionsT),
-            OP.MUL: (OPT.MulOptions, fb.MulOptionsT)}[code]
-    g.op(code, [a, b], [y], kind[0], opts(kind[1], fusedActivationFunction=act))
-    return g.finish([a] if const_b is not None else [a, b], [y])
+    data = None if const_b is None else np.asarray(const_b, np.int8).reshape(shape_b)
+    b = g.tensor(shape_b, scale=q_b[0], zp=q_b[1], data=data, name="b")
+    ys = []
+    for code, q_out in outs:
+        ys.append(g.tensor(shape_out, scale=q_out[0], zp=q_out[1], name=f"y{len(ys)}"))
+        g.op(code, [a, b], [ys[-1]], BINARY[code][0], opts(BINARY[code][1], fusedActivationFunction=act))
+    return g.finish([a] if const_b is not None else [a, b], ys)
+
+
+def add_sub_mul(q_a, q_b, z_out=0):
+    """Output quantizations for ADD, SUB and MUL of operands so quantized (outputs spread, few clamp)."""
+    return [(OP.ADD, (q_a[0] + q_b[0], z_out)), (OP.SUB, (q_a[0] + q_b[0], z_out)),
+            (OP.MUL, (q_a[0] * q_b[0] * 40, z_out))]
 
 
 # scales where a float32 and a double preparation of SUB (1) and MUL (2) give different outputs on
@@ -232,16 +257,17 @@ PAIR_Q = [((0.0299, 3), (0.0334, -7), (0.0823, 11)),
           ((0.01, -128), (0.2, 127), (0.05, 0))]
 
 
-@pytest.mark.parametrize("code", [OP.ADD, OP.SUB, OP.MUL], ids=["add", "sub", "mul"])
 @pytest.mark.parametrize("q", PAIR_Q, ids=range(len(PAIR_Q)))
-def test_binary_every_input_pair(tmp_path, code, q):
-    """All 65,536 (a, b) int8 pairs in one sample."""
+def test_binary_every_input_pair(tmp_path, q):
+    """ADD, SUB and MUL on all 65,536 (a, b) int8 pairs (one sample); the given output scale for
+    ADD / SUB (the discriminating cases need exactly it), a spread one for MUL unless given fits."""
     q_a, q_b, q_out = q
-    if code == OP.MUL and q_out[0] > 0.5 * q_a[0] * q_b[0] * 60:  # keep products inside the int8 range
-        q_out = (q_a[0] * q_b[0] * 40, q_out[1])
-    y, _ = check_exact(tmp_path, binary_graph(code, (1, 256, 256), (1, 256, 256), (1, 256, 256), q_a, q_b, q_out),
+    outs = [(OP.ADD, q_out), (OP.SUB, q_out)]
+    outs.append((OP.MUL, q_out if q_out[0] <= 0.5 * q_a[0] * q_b[0] * 60 else (q_a[0] * q_b[0] * 40, q_out[1])))
+    y, _ = check_exact(tmp_path, binary_graph(outs, (1, 256, 256), (1, 256, 256), (1, 256, 256), q_a, q_b),
                        xs=list(ALL_PAIRS), name="pairs")
-    spread(y[0])
+    for part in y:
+        spread(part[0])
 
 
 BCAST_CASES = [  # shape a, shape b, output shape
@@ -255,26 +281,26 @@ BCAST_CASES = [  # shape a, shape b, output shape
 ]
 
 
-@pytest.mark.parametrize("code", [OP.ADD, OP.SUB, OP.MUL], ids=["add", "sub", "mul"])
 @pytest.mark.parametrize("case", BCAST_CASES, ids=lambda c: "x".join(map(str, c[0])) + "_" + "x".join(map(str, c[1])))
-def test_binary_broadcast(tmp_path, code, case):
+def test_binary_broadcast(tmp_path, case):
     rng = np.random.default_rng(len(case[0]) * 10 + case[0][-1])
     q_a, q_b = (float(rng.uniform(0.01, 0.05)), int(rng.integers(-20, 21))), (float(rng.uniform(0.01, 0.05)), 7)
-    q_out = (q_a[0] * q_b[0] * 50 if code == OP.MUL else q_a[0] + q_b[0], int(rng.integers(-20, 21)))
-    model = binary_graph(code, *case, q_a, q_b, q_out)
+    model = binary_graph(add_sub_mul(q_a, q_b, int(rng.integers(-20, 21))), *case, q_a, q_b)
     y, _ = check_exact(tmp_path, model, rng, name="bcast")
-    spread(y[0][:-2])
+    for part in y:
+        spread(part[:-2])
 
 
-@pytest.mark.parametrize("code,act", [(OP.ADD, fb.ActivationFunctionType.RELU), (OP.MUL, fb.ActivationFunctionType.RELU6),
-                                      (OP.SUB, fb.ActivationFunctionType.NONE)], ids=["add-relu", "mul-relu6", "sub"])
-def test_binary_with_constant_operand_and_fused_activation(tmp_path, code, act):
+@pytest.mark.parametrize("act", [fb.ActivationFunctionType.NONE, fb.ActivationFunctionType.RELU,
+                                 fb.ActivationFunctionType.RELU6], ids=["none", "relu", "relu6"])
+def test_binary_with_constant_operand_and_fused_activation(tmp_path, act):
     rng = np.random.default_rng(3)
     const = rng.integers(-128, 128, size=(1, 1, 1, 5), dtype=np.int8)
-    q_out = (0.02 * 0.03 * 50, -5) if code == OP.MUL else (0.04, -5)
-    model = binary_graph(code, (1, 3, 4, 5), (1, 1, 1, 5), (1, 3, 4, 5), (0.02, 3), (0.03, -2), q_out, act, const)
+    model = binary_graph(add_sub_mul((0.02, 3), (0.03, -2), -5), (1, 3, 4, 5), (1, 1, 1, 5), (1, 3, 4, 5),
+                         (0.02, 3), (0.03, -2), act, const)
     y, _ = check_exact(tmp_path, model, rng, name="constop")
-    spread(y[0][:-2])
+    for part in y:
+        spread(part[:-2])
 
 
 # ---- softmax ---------------------------------------------------------------------------------------
@@ -640,3 +666,37 @@ def test_torch_softmax(tmp_path, torch_tflites):
     assert "SOFTMAX" in _ops(path)
     y, _ = check_exact(tmp_path, path, np.random.default_rng(3), name="softmax")
     spread(y[0])
+
+
+# ---- Cortex-M: the same C cross-compiled, run in the emulator ------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("core,variant", [("cortex-m4", "native-c-dsp"), ("cortex-m4", "native-c"),
+                                          ("cortex-m0plus", "native-c")])
+def test_new_ops_on_cortex_m(tmp_path, torch_tflites, core, variant):
+    """The new kernels cross-compiled for Cortex-M (DSP build, plain build on a DSP core, ARMv6-M)
+    and run in the unicorn emulator equal TFLite Micro on the host."""
+    pytest.importorskip("unicorn")
+    pytest.importorskip("elftools")
+    pytest.importorskip("capstone")
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc is needed (make toolchain)")
+    from benchmarks.mcu.emulate import Emulator
+    from benchmarks.mcu.toolchain import build_elf
+
+    models = {"acts": torch_tflites["activations"], "structure": torch_tflites["structure"]}
+    sm = tmp_path / "softmax.tflite"
+    sm.write_bytes(unary_graph(OP.SOFTMAX, (1, 3, 7), (0.08, 5), (1 / 256, -128), OPT.SoftmaxOptions,
+                               opts(fb.SoftmaxOptionsT, beta=1.0)))
+    models["sm"] = sm
+    rng = np.random.default_rng(7)
+    for name, path in models.items():
+        cm = build_c(path, tmp_path / name, name=name)
+        xs = inputs_for(path, rng, n=3)
+        ref = tflm_outputs(path, xs)[0]
+        build = build_elf(cm.out_dir, core, "-O2", name=name, variant=variant, out_dir=tmp_path / f"{name}_elf")
+        emu = Emulator.from_elf(build.elf, core)
+        for x, y in zip(xs[0], ref):
+            t = emu.call(f"{name}_invoke", x.tobytes(), bytes(cm.output_size), outputs=[(1, cm.output_size)])
+            assert t.returned == 0
+            np.testing.assert_array_equal(np.frombuffer(t.outputs[0], np.int8), y.reshape(-1))
