@@ -1,6 +1,6 @@
 /*
- * edgekd_nn_ops: softmax, logistic, tanh, hard swish, leaky relu, mean, broadcasting mul and
- * add/sub, concatenation copies. TFLite Micro's int8 arithmetic; see edgekd_nn_ops.h.
+ * edgekd_nn_ops: softmax, mean, broadcasting mul and add/sub, concatenation copies, table lookups.
+ * TFLite Micro's int8 arithmetic; see edgekd_nn_ops.h.
  * Freestanding C99: no libc calls, no malloc, no float.
  */
 #include "edgekd_nn_ops.h"
@@ -50,12 +50,6 @@ static int32_t ekd_one_over_one_plus_x(int32_t a)
     return ekd_sat_shl(ekd_newton_reciprocal_q2(a), 1);
 }
 
-/* (1 - a) / (1 + a) for a in [0, 1), Q0 in and out. */
-static int32_t ekd_one_minus_x_over_one_plus_x(int32_t a)
-{
-    return ekd_sat_shl(ekd_newton_reciprocal_q2(a) - ((int32_t)1 << 29), 2);
-}
-
 /* exp(a) for a in [-1/4, 0), Q0: fourth-order Taylor expansion around -1/8. */
 static int32_t ekd_exp_quarter(int32_t a)
 {
@@ -89,29 +83,6 @@ static int32_t ekd_exp_on_negative_values(int32_t a, int32_t integer_bits)
         }
     }
     return a == 0 ? INT32_MAX : result;
-}
-
-/* logistic(a) for a Q4 value, Q0 result. */
-static int32_t ekd_logistic_q4(int32_t a)
-{
-    int32_t positive;
-    if (a == 0) {
-        return (int32_t)1 << 30;
-    }
-    positive = ekd_one_over_one_plus_x(ekd_exp_on_negative_values(a > 0 ? -a : a, 4));
-    return a > 0 ? positive : INT32_MAX - positive;
-}
-
-/* tanh(a) for a Q4 value, Q0 result: (1 - exp(-2|a|)) / (1 + exp(-2|a|)) with the sign of a. */
-static int32_t ekd_tanh_q4(int32_t a)
-{
-    int32_t t;
-    if (a == 0) {
-        return 0;
-    }
-    /* -|a| read as Q5 is -2|a| as Q4: the doubling costs nothing */
-    t = ekd_one_minus_x_over_one_plus_x(ekd_exp_on_negative_values(a < 0 ? a : -a, 5));
-    return a < 0 ? -t : t;
 }
 
 static int32_t ekd_clz32(uint32_t x)
@@ -173,120 +144,13 @@ void ekd_softmax_s8(const ekd_softmax_params *p, const int8_t *in, int8_t *out)
     }
 }
 
-/* ---- logistic, tanh -------------------------------------------------------------------------- */
+/* ---- int8 -> int8 table lookup ------------------------------------------------------------ */
 
-void ekd_logistic_s8(const ekd_sigmoid_params *p, const int8_t *in, int8_t *out)
-{
-    const int32_t radius = p->in_range_radius;
-    int32_t i;
-    for (i = 0; i < p->size; ++i) {
-        const int32_t x = (int32_t)in[i] - p->in_zero_point;
-        int32_t v;
-        if (x <= -radius) {
-            v = -128;
-        } else if (x >= radius) {
-            v = 127;
-        } else {
-            const int32_t q0 = ekd_logistic_q4(ekd_mbqm(x, p->in_mult, p->in_left_shift));
-            v = ekd_clamp(ekd_rdbpot(q0, 23) - 128, -128, 127);
-        }
-        out[i] = (int8_t)v;
-    }
-}
-
-void ekd_tanh_s8(const ekd_sigmoid_params *p, const int8_t *in, int8_t *out)
-{
-    const int32_t radius = p->in_range_radius;
-    int32_t i;
-    for (i = 0; i < p->size; ++i) {
-        const int32_t x = (int32_t)in[i] - p->in_zero_point;
-        int32_t v;
-        if (x <= -radius) {
-            v = -128;
-        } else if (x >= radius) {
-            v = 127;
-        } else {
-            const int32_t q0 = ekd_tanh_q4(ekd_mbqm(x, p->in_mult, p->in_left_shift));
-            v = ekd_clamp(ekd_rdbpot(q0, 24), -128, 127);
-        }
-        out[i] = (int8_t)v;
-    }
-}
-
-/* ---- hard swish (16-bit fixed point) ------------------------------------------------------- */
-
-static int32_t ekd_clamp16(int64_t v)
-{
-    return v > INT16_MAX ? INT16_MAX : (v < INT16_MIN ? INT16_MIN : (int32_t)v);
-}
-
-/* int16 a * b / 2^15 rounded to nearest (ties away from zero), -1 * -1 saturated. */
-static int32_t ekd_srdhm16(int32_t a, int32_t b)
-{
-    const int32_t ab = a * b;
-    if (a == INT16_MIN && b == INT16_MIN) {
-        return INT16_MAX;
-    }
-    return (ab + (ab >= 0 ? (1 << 14) : 1 - (1 << 14))) / (1 << 15);
-}
-
-/* int16 a * b / 2^15 truncated toward zero (it cancels the bias of the rounded product above). */
-static int32_t ekd_sdhm16(int32_t a, int32_t b)
-{
-    if (a == INT16_MIN && b == INT16_MIN) {
-        return INT16_MAX;
-    }
-    return (a * b) / (1 << 15);
-}
-
-/* v as an int16 after two's complement wrap-around (TFLite adds the zero point in int16). */
-static int32_t ekd_wrap16(int32_t v)
-{
-    return (int32_t)(((uint32_t)v + 0x8000u) & 0xFFFFu) - 0x8000;
-}
-
-void ekd_hardswish_s8(const ekd_hardswish_params *p, const int8_t *in, int8_t *out)
-{
-    const int32_t rexp = p->reluish_exp;
-    int32_t i;
-    for (i = 0; i < p->size; ++i) {
-        const int32_t hires = ((int32_t)in[i] - p->in_zero_point) * 128;  /* fits int16 */
-        const int32_t preshift_out = ekd_srdhm16(hires, p->out_mult16);
-        int32_t reluish = hires;
-        int32_t v;
-        /* x rescaled so that 3 maps to 32768, saturating: the last doubling saturates the result */
-        if (rexp > 0) {
-            reluish = ekd_clamp16((int64_t)reluish * ((int64_t)1 << (rexp - 1)));
-        }
-        reluish = ekd_srdhm16(reluish, p->reluish_mult16);
-        if (rexp > 0) {
-            reluish = ekd_clamp16((int64_t)reluish * 2);
-        }
-        if (rexp < 0) {
-            reluish = ekd_rdbpot(reluish, -rexp);
-        }
-        reluish = (reluish + (1 << 15)) >> 1;                 /* [-1, 1] -> [0, 1] */
-        v = ekd_rdbpot(ekd_sdhm16(reluish, preshift_out), -p->out_exp);
-        v = ekd_wrap16(v + p->out_zero_point);
-        out[i] = (int8_t)ekd_clamp(v, -128, 127);
-    }
-}
-
-/* ---- leaky relu ----------------------------------------------------------------------------- */
-
-void ekd_leaky_relu_s8(const ekd_leaky_relu_params *p, const int8_t *in, int8_t *out)
+void ekd_lut_s8(const int8_t *lut, const int8_t *in, int8_t *out, int32_t n)
 {
     int32_t i;
-    for (i = 0; i < p->size; ++i) {
-        const int32_t x = (int32_t)in[i] - p->in_zero_point;
-        int32_t v;
-        if (x >= 0) {
-            v = ekd_mbqm(x, p->identity_mult, p->identity_shift);
-        } else {
-            v = ekd_mbqm(x, p->alpha_mult, p->alpha_shift);
-            v = p->alpha_negative ? -v : v;
-        }
-        out[i] = (int8_t)ekd_clamp(p->out_zero_point + v, -128, 127);
+    for (i = 0; i < n; ++i) {
+        out[i] = lut[(int32_t)in[i] + 128];
     }
 }
 

@@ -1,7 +1,8 @@
 /*
  * edgekd_nn_ops: the int8 operators of the native C export beyond convolution, fully connected
- * and pooling: softmax, logistic, tanh, hard swish, leaky relu, mean, broadcasting mul / add /
- * sub, and the strided copy behind concatenation.
+ * and pooling: softmax, mean, broadcasting mul / add / sub, the strided copy behind
+ * concatenation, and a 256-entry table lookup for elementwise activations (logistic, tanh, hard
+ * swish, leaky relu), whose tables firmware_export/fixedpoint.py fills at export time.
  *
  * Same rules as edgekd_nn.h: hand-written C99, freestanding, no malloc, no libc call, no float.
  * Each kernel follows the integer arithmetic of TFLite Micro's int8 kernel for that operator
@@ -26,35 +27,6 @@ typedef struct {
     int32_t in_mult, in_left_shift;
     int32_t diff_min;
 } ekd_softmax_params;
-
-/* Logistic and tanh: x - in_zero_point is saturated outside +-in_range_radius, else scaled by
- * in_mult * 2^in_left_shift into Q4.27 and evaluated in gemmlowp fixed point. Logistic writes
- * scale 1/256 zero point -128, tanh scale 1/128 zero point 0. */
-typedef struct {
-    int32_t size;
-    int32_t in_zero_point;
-    int32_t in_range_radius;
-    int32_t in_mult, in_left_shift;
-} ekd_sigmoid_params;
-
-/* Hard swish x * relu6(x + 3) / 6 in 16-bit fixed point: Q15 multipliers (TFLite downscales the
- * Q31 ones) with power-of-two exponents; out_exp <= 0. */
-typedef struct {
-    int32_t size;
-    int32_t in_zero_point, out_zero_point;
-    int32_t out_mult16, out_exp;
-    int32_t reluish_mult16, reluish_exp;
-} ekd_hardswish_params;
-
-/* Leaky relu: x >= 0 scaled by identity_mult, x < 0 by |alpha| * s_in / s_out (alpha_mult),
- * negated when alpha < 0. */
-typedef struct {
-    int32_t size;
-    int32_t in_zero_point, out_zero_point;
-    int32_t identity_mult, identity_shift;
-    int32_t alpha_mult, alpha_shift;
-    int32_t alpha_negative;
-} ekd_leaky_relu_params;
 
 /* Mean over any set of axes of a tensor seen as 4-D: each output (indexed over out_shape) sums the
  * input over red_shape (the reduced extents, 1 elsewhere); in_stride are the input's strides.
@@ -94,10 +66,9 @@ typedef struct {
 } ekd_addsub_params;
 
 void ekd_softmax_s8(const ekd_softmax_params *p, const int8_t *in, int8_t *out);
-void ekd_logistic_s8(const ekd_sigmoid_params *p, const int8_t *in, int8_t *out);
-void ekd_tanh_s8(const ekd_sigmoid_params *p, const int8_t *in, int8_t *out);
-void ekd_hardswish_s8(const ekd_hardswish_params *p, const int8_t *in, int8_t *out);
-void ekd_leaky_relu_s8(const ekd_leaky_relu_params *p, const int8_t *in, int8_t *out);
+/* out[i] = lut[in[i] + 128]: an int8 -> int8 elementwise operator (LOGISTIC, TANH, HARD_SWISH,
+ * LEAKY_RELU) tabulated at export time with TFLite Micro's integer arithmetic for every input. */
+void ekd_lut_s8(const int8_t *lut, const int8_t *in, int8_t *out, int32_t n);
 void ekd_mean_s8(const ekd_mean_params *p, const int8_t *in, int8_t *out);
 void ekd_mul_s8(const ekd_mul_params *p, const int8_t *a, const int8_t *b, int8_t *out);
 void ekd_addsub_s8(const ekd_addsub_params *p, const int8_t *a, const int8_t *b, int8_t *out);

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import cgen
+from .. import cgen, fixedpoint
 from ..errors import ExportError, UnsupportedOpError
 from ..tflite_reader import Graph, Operator, Tensor, read_tflite
 
@@ -439,17 +439,20 @@ class _Lowering:
         self._binary(op, layer, "ekd_mul_s8", "ekd_mul_params",
                      dict(in1_offset=-za, in2_offset=-zb, out_offset=zo, mult=m, shift=s, act_min=lo, act_max=hi))
 
-    def _unary(self, op, layer, kernel, params_type, fields):
+    def _table(self, op, layer, table):
+        """An int8 -> int8 elementwise op as a lookup in its 256-entry table (flash): the table holds
+        TFLite Micro's integer result for each input (firmware_export/fixedpoint.py)."""
         k = op.index
         inp, out = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
         if inp.size != out.size:
             raise ExportError(f"layer {layer!r}: {op.op} input {list(inp.shape)} and output {list(out.shape)} differ in size")
-        pname = self.ident(k, "p")
-        decls = [_struct(params_type, pname, dict(size=out.size, **fields))]
-        self.steps.append(_Step(op, layer, f"{kernel}(&{pname}, {{in0}}, {{out}});", [op.inputs[0]], op.outputs[0],
-                                decls))
+        name = self.ident(k, "lut")
+        decls = [cgen.comment(f"{op.op} of each int8 input -128..127, TFLite Micro's integer arithmetic"),
+                 cgen.array_declare(name, np.asarray(table, np.int8), "int8_t")]
+        self.steps.append(_Step(op, layer, f"ekd_lut_s8({name}, {{in0}}, {{out}}, {out.size});", [op.inputs[0]],
+                                op.outputs[0], decls))
 
-    def _sigmoid_like(self, op, layer, kernel, out_q):
+    def _sigmoid_like(self, op, layer, table, out_q):
         """LOGISTIC / TANH: TFLite Micro's Prepare maps the input into Q4.27 (frexp of s_in * 2^27).
         Its int8 kernels write the fixed output quantization out_q whatever the tensor declares;
         the C does the same (it must equal TFLM) and says so when the .tflite declares another."""
@@ -471,14 +474,13 @@ class _Lowering:
         if mult >= 1 << 31 or not 0 <= shift <= 30:
             raise ExportError(f"layer {layer!r}: {op.op} input scale {si} is outside the range TFLite's int8 kernel handles")
         radius = (15 << 27) >> shift  # CalculateInputRadius(4 integer bits, shift): floor(15 * 2^27 / 2^shift)
-        self._unary(op, layer, kernel, "ekd_sigmoid_params",
-                    dict(in_zero_point=zi, in_range_radius=radius, in_mult=mult, in_left_shift=shift))
+        self._table(op, layer, table(zi, radius, mult, shift))
 
     def lower_logistic(self, op, layer):
-        self._sigmoid_like(op, layer, "ekd_logistic_s8", (1.0 / 256, -128))
+        self._sigmoid_like(op, layer, fixedpoint.logistic_table, (1.0 / 256, -128))
 
     def lower_tanh(self, op, layer):
-        self._sigmoid_like(op, layer, "ekd_tanh_s8", (1.0 / 128, 0))
+        self._sigmoid_like(op, layer, fixedpoint.tanh_table, (1.0 / 128, 0))
 
     def lower_softmax(self, op, layer):
         k = op.index
@@ -519,9 +521,7 @@ class _Lowering:
         if not -15 <= e_out <= 0 or not -15 <= e_rel <= 30:
             raise ExportError(f"layer {layer!r}: HARD_SWISH scales {si} -> {so} need shifts ({e_out}, {e_rel}) outside "
                               "the 16-bit range of TFLite's int8 kernel")
-        self._unary(op, layer, "ekd_hardswish_s8", "ekd_hardswish_params",
-                    dict(in_zero_point=zi, out_zero_point=zo, out_mult16=_q15(m_out), out_exp=e_out,
-                         reluish_mult16=_q15(m_rel), reluish_exp=e_rel))
+        self._table(op, layer, fixedpoint.hard_swish_table(zi, zo, _q15(m_out), e_out, _q15(m_rel), e_rel))
 
     def lower_leaky_relu(self, op, layer):
         inp, out = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
@@ -535,9 +535,7 @@ class _Lowering:
             # a negative multiplier rounding to -2^31 has no carry in TFLite: its magnitude overflows
             raise ExportError(f"layer {layer!r}: LEAKY_RELU alpha {float(alpha)} gives a multiplier TFLite cannot negate")
         m_id, s_id = quantize_multiplier(float(f32(si)) / float(f32(so)))
-        self._unary(op, layer, "ekd_leaky_relu_s8", "ekd_leaky_relu_params",
-                    dict(in_zero_point=zi, out_zero_point=zo, identity_mult=m_id, identity_shift=s_id,
-                         alpha_mult=m_alpha, alpha_shift=s_alpha, alpha_negative=int(real_alpha < 0)))
+        self._table(op, layer, fixedpoint.leaky_relu_table(zi, zo, m_id, s_id, m_alpha, s_alpha, real_alpha < 0))
 
     def lower_mean(self, op, layer):
         k = op.index
