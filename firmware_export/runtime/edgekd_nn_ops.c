@@ -1,5 +1,6 @@
 /*
- * edgekd_nn_ops: softmax, mean, broadcasting mul and add/sub, concatenation copies, table lookups.
+ * edgekd_nn_ops: softmax, mean, broadcasting mul and add/sub, concatenation copies, nearest-neighbour
+ * resize, table lookups.
  * TFLite Micro's int8 arithmetic; see edgekd_nn_ops.h.
  * Freestanding C99: no libc calls, no malloc, no float.
  */
@@ -256,5 +257,22 @@ void ekd_copy_rows_s8(const int8_t *in, int8_t *out, int32_t rows, int32_t row_l
         }
         in += row_len;
         out += out_stride;
+    }
+}
+
+/* ---- nearest-neighbour resize ---------------------------------------------------------------- */
+
+void ekd_resize_nearest_s8(const int8_t *in, int8_t *out, const int32_t *row_offset, int32_t out_h,
+                           const int32_t *col_offset, int32_t out_w, int32_t c)
+{
+    int32_t y, x, i;
+    for (y = 0; y < out_h; ++y) {
+        const int8_t *row = in + row_offset[y];
+        for (x = 0; x < out_w; ++x) {
+            const int8_t *px = row + col_offset[x];
+            for (i = 0; i < c; ++i) {
+                *out++ = px[i];
+            }
+        }
     }
 }

@@ -1,8 +1,9 @@
 /*
  * edgekd_nn_ops: the int8 operators of the native C export beyond convolution, fully connected
  * and pooling: softmax, mean, broadcasting mul / add / sub, the strided copy behind
- * concatenation, and a 256-entry table lookup for elementwise activations (logistic, tanh, hard
- * swish, leaky relu), whose tables firmware_export/fixedpoint.py fills at export time.
+ * concatenation, nearest-neighbour resize, and a 256-entry table lookup for elementwise
+ * activations (logistic, tanh, hard swish, leaky relu), whose tables firmware_export/fixedpoint.py
+ * fills at export time.
  *
  * Same rules as edgekd_nn.h: hand-written C99, freestanding, no malloc, no libc call, no float.
  * Each kernel follows the integer arithmetic of TFLite Micro's int8 kernel for that operator
@@ -75,6 +76,10 @@ void ekd_addsub_s8(const ekd_addsub_params *p, const int8_t *a, const int8_t *b,
 /* rows blocks of row_len bytes from in (contiguous) to out, out_stride bytes apart: one input of a
  * concatenation (rows = product of the dimensions before the axis). */
 void ekd_copy_rows_s8(const int8_t *in, int8_t *out, int32_t rows, int32_t row_len, int32_t out_stride);
+/* Nearest-neighbour resize of an NHWC tensor: output pixel (y, x) copies the c bytes at
+ * in + row_offset[y] + col_offset[x] (source offsets computed at export time). */
+void ekd_resize_nearest_s8(const int8_t *in, int8_t *out, const int32_t *row_offset, int32_t out_h,
+                           const int32_t *col_offset, int32_t out_w, int32_t c);
 
 #ifdef __cplusplus
 }

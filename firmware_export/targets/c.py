@@ -45,7 +45,8 @@ CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic")
 RESHAPE_OPS = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
 SUPPORTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D",
                  "ADD", "SUB", "MUL", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "LOGISTIC", "TANH", "SOFTMAX",
-                 "MEAN", "CONCATENATION", "QUANTIZE", "TRANSPOSE", "PAD", "PADV2") + RESHAPE_OPS
+                 "MEAN", "CONCATENATION", "RESIZE_NEAREST_NEIGHBOR", "QUANTIZE", "TRANSPOSE", "PAD", "PADV2"
+                 ) + RESHAPE_OPS
 _ACT = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
 
 
@@ -71,6 +72,18 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
 
 def _round_away(x: float) -> int:
     return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def _nearest_neighbor(i: int, in_size: int, out_size: int, align_corners: bool, half_pixel: bool) -> int:
+    """Source index of output index i (TFLite's GetNearestNeighbor, its float32 arithmetic)."""
+    f32 = np.float32
+    if align_corners and out_size > 1:
+        scale = f32(in_size - 1) / f32(out_size - 1)
+    else:
+        scale = f32(in_size) / f32(out_size)
+    v = (f32(i) + f32(0.5 if half_pixel else 0.0)) * scale
+    src = min(_round_away(float(v)) if align_corners else math.floor(float(v)), in_size - 1)
+    return max(0, src) if half_pixel else src
 
 
 def _q15(multiplier: int) -> int:
@@ -601,6 +614,26 @@ class _Lowering:
             calls.append(f"ekd_copy_rows_s8({src}, {{out}} + {offset}, {outer}, {n}, {out.shape[axis] * inner});")
             offset += n
         self.steps.append(_Step(op, layer, "\n    ".join(calls), inputs, op.outputs[0], decls))
+
+    def lower_resize_nearest_neighbor(self, op, layer):
+        """Nearest-neighbour resize of H and W: TFLite's GetNearestNeighbor (float32 scale and
+        offset) evaluated here for every output row and column; the device copies pixels."""
+        k = op.index
+        inp, out = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
+        ih, iw, c = _nhwc(inp, layer)
+        oh, ow, oc = _nhwc(out, layer)
+        if oc != c:
+            raise ExportError(f"layer {layer!r}: RESIZE_NEAREST_NEIGHBOR changes channels {c} -> {oc}")
+        _check_same_q(inp, out, layer)
+        align = bool(op.options.get("alignCorners", False))
+        half = bool(op.options.get("halfPixelCenters", False))
+        rows = [_nearest_neighbor(y, ih, oh, align, half) * iw * c for y in range(oh)]
+        cols = [_nearest_neighbor(x, iw, ow, align, half) * c for x in range(ow)]
+        decls = [cgen.array_declare(self.ident(k, "rows"), rows, "int32_t"),
+                 cgen.array_declare(self.ident(k, "cols"), cols, "int32_t")]
+        call = (f"ekd_resize_nearest_s8({{in0}}, {{out}}, {self.ident(k, 'rows')}, {oh}, {self.ident(k, 'cols')}, "
+                f"{ow}, {c});")
+        self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls))
 
     # data movement -----------------------------------------------------------------------------
     def lower_transpose(self, op, layer):

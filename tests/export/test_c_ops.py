@@ -430,6 +430,25 @@ def rng_perm(x):
     return np.stack([rng.permutation(r) for r in x])
 
 
+# ---- nearest-neighbour resize -----------------------------------------------------------------------
+
+RESIZE_CASES = [((4, 5), (8, 10), False, True), ((5, 7), (7, 3), False, True), ((5, 7), (7, 3), True, False),
+                ((3, 4), (6, 9), False, False), ((6, 6), (4, 11), True, False), ((1, 3), (2, 7), False, True)]
+
+
+@pytest.mark.parametrize("size_in,size_out,align,half", RESIZE_CASES, ids=lambda v: str(v))
+def test_resize_nearest_neighbor(tmp_path, size_in, size_out, align, half):
+    """F.interpolate(..., mode="nearest") becomes RESIZE_NEAREST_NEIGHBOR (half-pixel centres);
+    also non-integer scales, downsizing and align_corners."""
+    g = Graph()
+    x = g.tensor((1, *size_in, 3), scale=0.02, zp=-4, name="x")
+    y = g.tensor((1, *size_out, 3), scale=0.02, zp=-4, name="y")
+    g.op(OP.RESIZE_NEAREST_NEIGHBOR, [x, g.const(list(size_out))], [y], OPT.ResizeNearestNeighborOptions,
+         opts(fb.ResizeNearestNeighborOptionsT, alignCorners=align, halfPixelCenters=half))
+    y_ref, _ = check_exact(tmp_path, g.finish([x], [y]), np.random.default_rng(2), name="resize")
+    spread(y_ref[0][:-2])
+
+
 # ---- several inputs and outputs ------------------------------------------------------------------------
 
 def multi_io_graph() -> bytes:
@@ -508,7 +527,7 @@ def _torch_modules():
 
     class Structure(nn.Module):
         """torch.cat of two branches, centring x - x.mean(...) (broadcast SUB), a broadcast ADD,
-        F.pad and nn.ZeroPad2d."""
+        F.pad and nn.ZeroPad2d, nearest-neighbour upsampling."""
 
         def __init__(self):
             super().__init__()
@@ -522,7 +541,7 @@ def _torch_modules():
             x = self.c(F.pad(x, (1, 2, 0, 1)))
             x = self.d(x - x.mean((2, 3), keepdim=True))
             x = self.e(self.pad(x + x.mean((2, 3), keepdim=True)))
-            return self.f(x).flatten(1)
+            return self.f(F.interpolate(x, scale_factor=2.0, mode="nearest")).flatten(1)
 
     class TwoHeads(nn.Module):
         """(logits, features): a classifier that also returns its pooled embedding."""
@@ -598,7 +617,7 @@ def test_torch_activations_model(tmp_path, torch_tflites):
 def test_torch_structure_model(tmp_path, torch_tflites):
     path = torch_tflites["structure"]
     ops = _ops(path)
-    for op in ("CONCATENATION", "PAD", "SUB", "ADD", "MEAN"):
+    for op in ("CONCATENATION", "PAD", "SUB", "ADD", "MEAN", "RESIZE_NEAREST_NEIGHBOR"):
         assert op in ops, (op, ops)
     assert "DEQUANTIZE" not in ops
     y, _ = check_exact(tmp_path, path, np.random.default_rng(1), name="structure")
