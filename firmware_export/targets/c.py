@@ -1,16 +1,24 @@
 """Native C target: generate ``{name}.h``/``{name}.c`` from a fully integer int8 .tflite.
 
 The generated code runs the same quantized graph as the .tflite (same weights, biases, scales and
-zero points) through the hand-written runtime in ``firmware_export/runtime`` (edgekd_nn.c/.h),
-whose arithmetic is TFLite's reference integer arithmetic, so outputs are bit-identical to LiteRT
-with ``OpResolverType.BUILTIN_REF`` (and to TFLite Micro). Everything that needs float (fixed-point
+zero points) through the hand-written runtime in ``firmware_export/runtime`` (edgekd_nn.c/.h for
+convolution, fully connected and pooling; edgekd_nn_ops.c/.h for softmax, logistic, tanh, hard
+swish, leaky relu, mean, broadcasting mul/add/sub and concatenation), whose arithmetic is TFLite's
+reference integer arithmetic, so outputs are bit-identical to TFLite Micro (and, for the ops both
+share, to LiteRT with ``OpResolverType.BUILTIN_REF``). Everything that needs float (fixed-point
 multipliers and shifts, activation clamps, padding) is computed here, at export time.
 
-C ABI of ``{name}.h``::
+C ABI of ``{name}.h`` (one input, one output)::
 
-    #define {NAME}_INPUT_SIZE / _OUTPUT_SIZE / _ARENA_SIZE / _MACS
+    #define {NAME}_INPUT_SIZE / _OUTPUT_SIZE / _ARENA_SIZE / _MACS / _NUM_INPUTS / _NUM_OUTPUTS
     #define {NAME}_INPUT_ZERO_POINT / _OUTPUT_ZERO_POINT  (scales as float macros, unused by C)
     int {name}_invoke(const int8_t *input, int8_t *output);   /* 0 on success */
+
+Several inputs or outputs: one pointer each, inputs first, then outputs, in the .tflite graph's
+order, named input0, input1, ... / output0, output1, ...; the macros are indexed the same way
+({NAME}_OUTPUT1_SIZE, {NAME}_OUTPUT1_ZERO_POINT, ...)::
+
+    int {name}_invoke(const int8_t *input, int8_t *output0, int8_t *output1);
 """
 from __future__ import annotations
 
@@ -26,17 +34,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import cgen
+from .. import cgen, fixedpoint
 from ..errors import ExportError, UnsupportedOpError
 from ..tflite_reader import Graph, Operator, Tensor, read_tflite
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
-RUNTIME_FILES = ("edgekd_nn.h", "edgekd_nn.c")
+RUNTIME_FILES = ("edgekd_nn.h", "edgekd_nn.c", "edgekd_nn_ops.h", "edgekd_nn_ops.c")
 CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic")
 
 RESHAPE_OPS = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
 SUPPORTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D",
-                 "ADD", "RELU", "RELU6", "QUANTIZE", "TRANSPOSE", "PAD", "PADV2") + RESHAPE_OPS
+                 "ADD", "SUB", "MUL", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "LOGISTIC", "TANH", "SOFTMAX",
+                 "MEAN", "CONCATENATION", "RESIZE_NEAREST_NEIGHBOR", "QUANTIZE", "TRANSPOSE", "PAD", "PADV2"
+                 ) + RESHAPE_OPS
 _ACT = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
 
 
@@ -62,6 +72,25 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
 
 def _round_away(x: float) -> int:
     return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def _nearest_neighbor(i: int, in_size: int, out_size: int, align_corners: bool, half_pixel: bool) -> int:
+    """Source index of output index i (TFLite's GetNearestNeighbor, its float32 arithmetic)."""
+    f32 = np.float32
+    if align_corners and out_size > 1:
+        scale = f32(in_size - 1) / f32(out_size - 1)
+    else:
+        scale = f32(in_size) / f32(out_size)
+    v = (f32(i) + f32(0.5 if half_pixel else 0.0)) * scale
+    src = min(_round_away(float(v)) if align_corners else math.floor(float(v)), in_size - 1)
+    return max(0, src) if half_pixel else src
+
+
+def _q15(multiplier: int) -> int:
+    """A Q31 multiplier rounded to Q15 (TFLite's DownScaleInt32ToInt16Multiplier, saturating)."""
+    if multiplier >= (1 << 31) - 1 - (1 << 15):
+        return (1 << 15) - 1
+    return (multiplier + (1 << 15)) >> 16
 
 
 def activation_range(act: int, scale: float, zero_point: int) -> tuple[int, int]:
@@ -317,23 +346,13 @@ class _Lowering:
     def lower_add(self, op, layer):
         k = op.index
         a, b, out = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+        fields = self._addsub_fields(op, layer, subtract=False)
         if a.is_constant or b.is_constant or a.shape != b.shape or a.size != out.size:
-            raise ExportError(f"layer {layer!r}: ADD needs two activation inputs of the same shape "
-                              f"(got {a.shape} and {b.shape}; broadcasting and constants are not supported)")
-        sa, za = _q1(a, "input", layer)
-        sb, zb = _q1(b, "input", layer)
-        so, zo = _q1(out, "output", layer)
-        left_shift = 20
-        twice_max = 2.0 * float(max(np.float32(sa), np.float32(sb)))
-        m1, s1 = quantize_multiplier(float(np.float32(sa)) / twice_max)
-        m2, s2 = quantize_multiplier(float(np.float32(sb)) / twice_max)
-        mo, so_ = quantize_multiplier(twice_max / float(np.float32(1 << left_shift) * np.float32(so)))
-        lo, hi = activation_range(op.options.get("fusedActivationFunction", 0), so, zo)
+            self._binary(op, layer, "ekd_addsub_s8", "ekd_addsub_params", fields)
+            return
+        del fields["in2_sign"]  # same shapes: the plain elementwise kernel
         pname = self.ident(k, "p")
-        decls = [_struct("ekd_add_params", pname, dict(size=out.size, in1_offset=-za, in2_offset=-zb, out_offset=zo,
-                                                        left_shift=left_shift, in1_mult=m1, in1_shift=s1,
-                                                        in2_mult=m2, in2_shift=s2, out_mult=mo, out_shift=so_,
-                                                        act_min=lo, act_max=hi))]
+        decls = [_struct("ekd_add_params", pname, dict(size=out.size, **fields))]
         self.steps.append(_Step(op, layer, f"ekd_add_s8(&{pname}, {{in0}}, {{in1}}, {{out}});",
                                 [op.inputs[0], op.inputs[1]], op.outputs[0], decls))
 
@@ -362,6 +381,259 @@ class _Lowering:
 
     def lower_quantize(self, op, layer):
         self._requant(op, layer, lambda s, z: (-128, 127), self._f32_ratio)
+
+    # more int8 operators (runtime/edgekd_nn_ops.c) ----------------------------------------------
+    def _operand(self, k, j, t, layer, decls, inputs):
+        """C expression for operand j of step k: a placeholder for an activation, a static array
+        for a constant int8 tensor (declared in decls)."""
+        if t.is_constant:
+            if t.dtype != "INT8":
+                raise ExportError(f"layer {layer!r}: constant operand {t.name!r} is {t.dtype}; expected INT8")
+            name = self.ident(k, f"c{j}")
+            decls.append(cgen.array_declare(name, t.data.reshape(-1), "int8_t"))
+            return name
+        inputs.append(t.index)
+        return f"{{in{len(inputs) - 1}}}"
+
+    def _binary(self, op, layer, kernel, params_type, fields):
+        """A broadcasting binary operator: operand strides (0 along broadcast axes) into the params."""
+        k = op.index
+        a, b, out = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+        if a.is_constant and b.is_constant:
+            raise ExportError(f"layer {layer!r}: {op.op} of two constants (fold it before export)")
+        if max(len(a.shape), len(b.shape), len(out.shape)) > 4:
+            raise ExportError(f"layer {layer!r}: {op.op} on rank {len(out.shape)} tensors; at most 4 dimensions are supported")
+        sa, sb, so = _shape4(a.shape), _shape4(b.shape), _shape4(out.shape)
+        for d in range(4):
+            if max(sa[d], sb[d]) != so[d] or sa[d] not in (1, so[d]) or sb[d] not in (1, so[d]):
+                raise ExportError(f"layer {layer!r}: {op.op} cannot broadcast {list(a.shape)} and {list(b.shape)} "
+                                  f"to {list(out.shape)}")
+
+        def strides(shape):
+            st = [int(np.prod(shape[d + 1:])) for d in range(4)]
+            return [st[d] if shape[d] == so[d] else 0 for d in range(4)]
+
+        decls, inputs = [], []
+        ra = self._operand(k, 0, a, layer, decls, inputs)
+        rb = self._operand(k, 1, b, layer, decls, inputs)
+        pname = self.ident(k, "p")
+        shape = dict(out_shape=so, a_stride=strides(sa), b_stride=strides(sb))
+        decls.append(_struct(params_type, pname, dict(shape=shape, **fields)))
+        self.steps.append(_Step(op, layer, f"{kernel}(&{pname}, {ra}, {rb}, {{out}});", inputs, op.outputs[0], decls))
+
+    def _addsub_fields(self, op, layer, subtract):
+        a, b, out = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+        sa, za = _q1(a, "input", layer)
+        sb, zb = _q1(b, "input", layer)
+        so, zo = _q1(out, "output", layer)
+        left_shift = 20
+        # AddPrepare / SubPrepare in double from the float32 scales (SUB too: checked on scales where
+        # a float32 preparation gives other outputs, see tests/export/test_c_ops.py)
+        twice_max = 2.0 * float(max(np.float32(sa), np.float32(sb)))
+        m1, s1 = quantize_multiplier(float(np.float32(sa)) / twice_max)
+        m2, s2 = quantize_multiplier(float(np.float32(sb)) / twice_max)
+        mo, so_ = quantize_multiplier(twice_max / ((1 << left_shift) * float(np.float32(so))))
+        lo, hi = activation_range(op.options.get("fusedActivationFunction", 0), so, zo)
+        return dict(in1_offset=-za, in2_offset=-zb, out_offset=zo, left_shift=left_shift, in1_mult=m1, in1_shift=s1,
+                    in2_mult=m2, in2_shift=s2, out_mult=mo, out_shift=so_, act_min=lo, act_max=hi,
+                    in2_sign=-1 if subtract else 1)
+
+    def lower_sub(self, op, layer):
+        self._binary(op, layer, "ekd_addsub_s8", "ekd_addsub_params", self._addsub_fields(op, layer, True))
+
+    def lower_mul(self, op, layer):
+        a, b, out = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+        sa, za = _q1(a, "input", layer)
+        sb, zb = _q1(b, "input", layer)
+        so, zo = _q1(out, "output", layer)
+        f32 = np.float32
+        m, s = quantize_multiplier(float(f32(sa)) * float(f32(sb)) / float(f32(so)))  # MulPrepare: double
+        lo, hi = activation_range(op.options.get("fusedActivationFunction", 0), so, zo)
+        self._binary(op, layer, "ekd_mul_s8", "ekd_mul_params",
+                     dict(in1_offset=-za, in2_offset=-zb, out_offset=zo, mult=m, shift=s, act_min=lo, act_max=hi))
+
+    def _table(self, op, layer, table):
+        """An int8 -> int8 elementwise op as a lookup in its 256-entry table (flash): the table holds
+        TFLite Micro's integer result for each input (firmware_export/fixedpoint.py)."""
+        k = op.index
+        inp, out = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
+        if inp.size != out.size:
+            raise ExportError(f"layer {layer!r}: {op.op} input {list(inp.shape)} and output {list(out.shape)} differ in size")
+        name = self.ident(k, "lut")
+        decls = [cgen.comment(f"{op.op} of each int8 input -128..127, TFLite Micro's integer arithmetic"),
+                 cgen.array_declare(name, np.asarray(table, np.int8), "int8_t")]
+        self.steps.append(_Step(op, layer, f"ekd_lut_s8({name}, {{in0}}, {{out}}, {out.size});", [op.inputs[0]],
+                                op.outputs[0], decls))
+
+    def _sigmoid_like(self, op, layer, table, out_q):
+        """LOGISTIC / TANH: TFLite Micro's Prepare maps the input into Q4.27 (frexp of s_in * 2^27).
+        Its int8 kernels write the fixed output quantization out_q whatever the tensor declares;
+        the C does the same (it must equal TFLM) and says so when the .tflite declares another."""
+        inp, out = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
+        si, zi = _q1(inp, "input", layer)
+        so, zo = _q1(out, "output", layer)
+        if op.op == "LOGISTIC" and zo != out_q[1]:
+            raise ExportError(f"layer {layer!r}: int8 LOGISTIC output zero point must be {out_q[1]} "
+                              f"(TFLite Micro refuses others), got {zo}")
+        if (np.float32(so), zo) != (np.float32(out_q[0]), out_q[1]):
+            from edgekd.log import logger
+
+            logger.warning("layer %r: the .tflite declares %s output scale %r, zero point %d, but TFLite Micro's "
+                           "int8 kernel (and so the C) writes scale %r, zero point %d; outputs are exact against "
+                           "TFLM but off against the float model (quantize %s with fixed output parameters)",
+                           layer, op.op, so, zo, out_q[0], out_q[1], op.op.lower())
+        q, shift = math.frexp(float(np.float32(si)) * float(1 << 27))
+        mult = _round_away(q * float(1 << 31))
+        if mult >= 1 << 31 or not 0 <= shift <= 30:
+            raise ExportError(f"layer {layer!r}: {op.op} input scale {si} is outside the range TFLite's int8 kernel handles")
+        radius = (15 << 27) >> shift  # CalculateInputRadius(4 integer bits, shift): floor(15 * 2^27 / 2^shift)
+        self._table(op, layer, table(zi, radius, mult, shift))
+
+    def lower_logistic(self, op, layer):
+        self._sigmoid_like(op, layer, fixedpoint.logistic_table, (1.0 / 256, -128))
+
+    def lower_tanh(self, op, layer):
+        self._sigmoid_like(op, layer, fixedpoint.tanh_table, (1.0 / 128, 0))
+
+    def lower_softmax(self, op, layer):
+        k = op.index
+        inp, out = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
+        si, _ = _q1(inp, "input", layer)
+        so, zo = _q1(out, "output", layer)
+        if (np.float32(so), zo) != (np.float32(1.0 / 256), -128) or inp.shape != out.shape or not inp.shape:
+            raise ExportError(f"layer {layer!r}: int8 SOFTMAX needs equal input/output shapes and output scale 1/256, "
+                              f"zero point -128, as TFLite Micro does (got {list(inp.shape)} -> {list(out.shape)}, "
+                              f"{so}, {zo}); quantize the softmax output with those fixed parameters")
+        depth = int(inp.shape[-1])
+        if depth >= 4096:
+            raise ExportError(f"layer {layer!r}: SOFTMAX over {depth} values; the int32 sum of exponentials "
+                              "overflows from 4096 on")
+        beta = float(np.float32(op.options.get("beta", 1.0)))
+        # PreprocessSoftmaxScaling with 5 integer bits: beta * s_in * 2^26 (capped), a multiplier > 1
+        real = min(beta * float(np.float32(si)) * float(1 << 26), float((1 << 31) - 1))
+        mult, shift = quantize_multiplier(real)
+        if not 0 <= shift <= 30:
+            raise ExportError(f"layer {layer!r}: SOFTMAX beta {beta} x input scale {si} is outside the range "
+                              "TFLite's int8 kernel handles")
+        diff_min = -((31 << 26) >> shift)  # -CalculateInputRadius(5 integer bits, shift)
+        pname = self.ident(k, "p")
+        decls = [_struct("ekd_softmax_params", pname, dict(rows=inp.size // depth, depth=depth, in_mult=mult,
+                                                            in_left_shift=shift, diff_min=diff_min))]
+        self.steps.append(_Step(op, layer, f"ekd_softmax_s8(&{pname}, {{in0}}, {{out}});", [op.inputs[0]],
+                                op.outputs[0], decls))
+
+    def lower_hard_swish(self, op, layer):
+        inp, out = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
+        si, zi = _q1(inp, "input", layer)
+        so, zo = _q1(out, "output", layer)
+        # HardSwishPrepare, in double as TFLite Micro computes it (tests/export/test_c_ops.py has scales
+        # where a float32 preparation gives other outputs); s_in / 128 is exact in both
+        hires = float(np.float32(si)) / 128.0
+        m_out, e_out = quantize_multiplier(hires / float(np.float32(so)))
+        m_rel, e_rel = quantize_multiplier(hires / (3.0 / 32768.0))
+        if not -15 <= e_out <= 0 or not -15 <= e_rel <= 30:
+            raise ExportError(f"layer {layer!r}: HARD_SWISH scales {si} -> {so} need shifts ({e_out}, {e_rel}) outside "
+                              "the 16-bit range of TFLite's int8 kernel")
+        self._table(op, layer, fixedpoint.hard_swish_table(zi, zo, _q15(m_out), e_out, _q15(m_rel), e_rel))
+
+    def lower_leaky_relu(self, op, layer):
+        inp, out = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
+        si, zi = _q1(inp, "input", layer)
+        so, zo = _q1(out, "output", layer)
+        f32 = np.float32
+        alpha = f32(op.options.get("alpha", 0.0))
+        real_alpha = float(f32(si)) * float(alpha) / float(f32(so))  # as TFLite Micro computes it: in double
+        m_alpha, s_alpha = quantize_multiplier(abs(real_alpha))
+        if real_alpha < 0 and _round_away(math.frexp(-real_alpha)[0] * float(1 << 31)) == 1 << 31:
+            # a negative multiplier rounding to -2^31 has no carry in TFLite: its magnitude overflows
+            raise ExportError(f"layer {layer!r}: LEAKY_RELU alpha {float(alpha)} gives a multiplier TFLite cannot negate")
+        m_id, s_id = quantize_multiplier(float(f32(si)) / float(f32(so)))
+        self._table(op, layer, fixedpoint.leaky_relu_table(zi, zo, m_id, s_id, m_alpha, s_alpha, real_alpha < 0))
+
+    def lower_mean(self, op, layer):
+        k = op.index
+        inp, axes_t, out = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+        if axes_t.data is None:
+            raise ExportError(f"layer {layer!r}: MEAN needs constant axes")
+        rank = len(inp.shape)
+        if rank > 4:
+            raise ExportError(f"layer {layer!r}: MEAN of a rank-{rank} tensor; at most 4 dimensions are supported")
+        axes = {int(a) + rank if int(a) < 0 else int(a) for a in axes_t.data.reshape(-1)}
+        if not axes or min(axes) < 0 or max(axes) >= rank:
+            raise ExportError(f"layer {layer!r}: MEAN axes {axes_t.data.reshape(-1).tolist()} out of range for {list(inp.shape)}")
+        shape4 = _shape4(inp.shape)
+        reduced = [d - (4 - rank) in axes for d in range(4)]
+        out_shape = [1 if r else n for r, n in zip(reduced, shape4)]
+        red_shape = [n if r else 1 for r, n in zip(reduced, shape4)]
+        count = int(np.prod(red_shape))
+        if int(np.prod(out_shape)) != out.size:
+            raise ExportError(f"layer {layer!r}: MEAN of {list(inp.shape)} over {sorted(axes)} does not give {list(out.shape)}")
+        si, zi = _q1(inp, "input", layer)
+        so, zo = _q1(out, "output", layer)
+        mult, shift = quantize_multiplier(float(np.float32(si)) / float(np.float32(so)))
+        # fold 1 / count into the multiplier as TFLite Micro's QuantizedMeanOrSum does
+        bits = min(count.bit_length() - 1, 32, 31 + shift)
+        mult, shift = (mult << bits) // count, shift - bits
+        pname = self.ident(k, "p")
+        strides = [int(np.prod(shape4[d + 1:])) for d in range(4)]
+        decls = [_struct("ekd_mean_params", pname, dict(out_shape=out_shape, red_shape=red_shape, in_stride=strides,
+                                                         count=count, in_zero_point=zi, out_zero_point=zo,
+                                                         mult=mult, shift=shift))]
+        self.steps.append(_Step(op, layer, f"ekd_mean_s8(&{pname}, {{in0}}, {{out}});", [op.inputs[0]],
+                                op.outputs[0], decls))
+
+    def lower_concatenation(self, op, layer):
+        k = op.index
+        out = self.g.tensors[op.outputs[0]]
+        rank = len(out.shape)
+        axis = int(op.options.get("axis", 0))
+        axis = axis + rank if axis < 0 else axis
+        if not 0 <= axis < rank or int(op.options.get("fusedActivationFunction", 0)) != 0:
+            raise ExportError(f"layer {layer!r}: CONCATENATION axis {op.options.get('axis')} of rank {rank} "
+                              "(or a fused activation, which TFLite refuses)")
+        parts = [self.g.tensors[i] for i in op.inputs]
+        for t in parts:
+            if len(t.shape) != rank or any(t.shape[d] != out.shape[d] for d in range(rank) if d != axis):
+                raise ExportError(f"layer {layer!r}: CONCATENATION input {list(t.shape)} does not fit output "
+                                  f"{list(out.shape)} along axis {axis}")
+            (s_in, z_in), (s_out, z_out) = _q1(t, "input", layer), _q1(out, "output", layer)
+            if (np.float32(s_in), z_in) != (np.float32(s_out), z_out):
+                raise ExportError(f"layer {layer!r}: CONCATENATION input {t.name!r} is quantized differently from "
+                                  "the output; int8 concatenation in TFLite and TFLite Micro copies values, so the "
+                                  "converter must requantize such inputs with QUANTIZE ops first")
+        if sum(t.shape[axis] for t in parts) != out.shape[axis]:
+            raise ExportError(f"layer {layer!r}: CONCATENATION inputs do not add up to {list(out.shape)} along axis {axis}")
+        if all(t.is_constant for t in parts):
+            raise ExportError(f"layer {layer!r}: CONCATENATION of constants only (fold it before export)")
+        outer = int(np.prod(out.shape[:axis]))
+        inner = int(np.prod(out.shape[axis + 1:]))
+        decls, inputs, calls, offset = [], [], [], 0
+        for j, t in enumerate(parts):
+            src = self._operand(k, j, t, layer, decls, inputs)
+            n = t.shape[axis] * inner
+            calls.append(f"ekd_copy_rows_s8({src}, {{out}} + {offset}, {outer}, {n}, {out.shape[axis] * inner});")
+            offset += n
+        self.steps.append(_Step(op, layer, "\n    ".join(calls), inputs, op.outputs[0], decls))
+
+    def lower_resize_nearest_neighbor(self, op, layer):
+        """Nearest-neighbour resize of H and W: TFLite's GetNearestNeighbor (float32 scale and
+        offset) evaluated here for every output row and column; the device copies pixels."""
+        k = op.index
+        inp, out = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
+        ih, iw, c = _nhwc(inp, layer)
+        oh, ow, oc = _nhwc(out, layer)
+        if oc != c:
+            raise ExportError(f"layer {layer!r}: RESIZE_NEAREST_NEIGHBOR changes channels {c} -> {oc}")
+        _check_same_q(inp, out, layer)
+        align = bool(op.options.get("alignCorners", False))
+        half = bool(op.options.get("halfPixelCenters", False))
+        rows = [_nearest_neighbor(y, ih, oh, align, half) * iw * c for y in range(oh)]
+        cols = [_nearest_neighbor(x, iw, ow, align, half) * c for x in range(ow)]
+        decls = [cgen.array_declare(self.ident(k, "rows"), rows, "int32_t"),
+                 cgen.array_declare(self.ident(k, "cols"), cols, "int32_t")]
+        call = (f"ekd_resize_nearest_s8({{in0}}, {{out}}, {self.ident(k, 'rows')}, {oh}, {self.ident(k, 'cols')}, "
+                f"{ow}, {c});")
+        self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls))
 
     # data movement -----------------------------------------------------------------------------
     def lower_transpose(self, op, layer):
@@ -434,8 +706,17 @@ def _check_same_q(a: Tensor, b: Tensor, layer: str):
 
 def _struct(ctype: str, name: str, fields: dict) -> str:
     cgen.check_identifier(name)
-    body = ",\n".join(f"    .{cgen.check_identifier(k)} = {int(v)}" for k, v in fields.items())
+    body = ",\n".join(f"    .{cgen.check_identifier(k)} = {_initializer(v)}" for k, v in fields.items())
     return f"static const {ctype} {name} = {{\n{body}\n}};\n"
+
+
+def _initializer(v) -> str:
+    """An integer, an array (list/tuple) or a nested struct (dict) as a C99 initializer."""
+    if isinstance(v, dict):
+        return "{" + ", ".join(f".{cgen.check_identifier(k)} = {_initializer(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "{" + ", ".join(_initializer(x) for x in v) + "}"
+    return str(int(v))
 
 
 # ---- static arena planning ----------------------------------------------------------------------
@@ -474,7 +755,11 @@ def plan_arena(buffers: dict, align: int = 4) -> ArenaPlan:
 
 @dataclass
 class CModel:
-    """A generated native C model: its files, arena, MACs and a host-compiled runner."""
+    """A generated native C model: its files, arena, MACs and a host-compiled runner.
+
+    ``input_shape`` / ``output_shape`` and the scalar quantization fields describe the first graph
+    input / output; ``input_shapes`` / ``output_shapes`` / ``input_quant`` / ``output_quant`` list
+    every one, in the .tflite graph's order (the order of ``{name}_invoke``'s pointers)."""
     out_dir: Path
     name: str
     files: list
@@ -486,6 +771,16 @@ class CModel:
     input_zero_point: int
     output_scale: float
     output_zero_point: int
+    input_shapes: tuple = ()
+    output_shapes: tuple = ()
+    input_quant: tuple = ()      # ((scale, zero point), ...)
+    output_quant: tuple = ()
+
+    def __post_init__(self):
+        self.input_shapes = tuple(tuple(s) for s in self.input_shapes) or (tuple(self.input_shape),)
+        self.output_shapes = tuple(tuple(s) for s in self.output_shapes) or (tuple(self.output_shape),)
+        self.input_quant = tuple(self.input_quant) or ((self.input_scale, self.input_zero_point),)
+        self.output_quant = tuple(self.output_quant) or ((self.output_scale, self.output_zero_point),)
 
     @property
     def input_size(self) -> int:
@@ -497,36 +792,55 @@ class CModel:
 
     def build_host(self, extra_flags=()) -> Path:
         """Compile the host harness (cached by the hash of the sources and flags); return the binary."""
-        return compile_harness(self.out_dir, self.name, extra_flags)
+        return compile_harness(self.out_dir, self.name, extra_flags, len(self.input_shapes), len(self.output_shapes))
 
-    def predict_int8(self, x) -> np.ndarray:
-        """Run the compiled C on int8 inputs (N, *input_shape) -> int8 outputs (N, *output_shape)."""
-        x = np.asarray(x)
-        if x.dtype != np.int8:
-            raise ExportError(f"predict_int8: expected int8 input, got {x.dtype}")
-        if tuple(x.shape[1:]) != tuple(self.input_shape):
-            if tuple(x.shape) == tuple(self.input_shape):
-                x = x[None]
-            else:
-                raise ExportError(f"predict_int8: input shape {x.shape[1:]} != the model's {tuple(self.input_shape)}")
+    def _input_bytes(self, x, batched=True) -> tuple[bytes, int]:
+        """Samples of every input, interleaved per sample as the harness reads them."""
+        xs = list(x) if len(self.input_shapes) > 1 else [x]
+        if len(xs) != len(self.input_shapes):
+            raise ExportError(f"{self.name}: expected {len(self.input_shapes)} input arrays, got {len(xs)}")
+        rows = []
+        for k, (xk, shape) in enumerate(zip(xs, self.input_shapes)):
+            xk = np.asarray(xk)
+            if xk.dtype != np.int8:
+                raise ExportError(f"predict_int8: expected int8 input, got {xk.dtype}")
+            if tuple(xk.shape[1:]) != shape:
+                if tuple(xk.shape) != shape:
+                    raise ExportError(f"predict_int8: input {k} shape {xk.shape[1:]} != the model's {shape}")
+                xk = xk[None]
+            rows.append(np.ascontiguousarray(xk).reshape(len(xk), -1))
+        n = len(rows[0])
+        if any(len(r) != n for r in rows):
+            raise ExportError(f"predict_int8: the inputs hold different numbers of samples {[len(r) for r in rows]}")
+        return np.concatenate(rows, axis=1).tobytes(), n
+
+    def predict_int8(self, x):
+        """Run the compiled C on int8 inputs (N, *input_shape) -> int8 outputs (N, *output_shape).
+        Several inputs: pass a list/tuple of arrays; several outputs: returns a tuple of arrays."""
+        data, n = self._input_bytes(x)
         exe = self.build_host()
-        n = x.shape[0]
         with tempfile.TemporaryDirectory(prefix="edgekd_c_run_") as tmp:
             fin, fout = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
-            fin.write_bytes(np.ascontiguousarray(x).tobytes())
+            fin.write_bytes(data)
             res = subprocess.run([str(exe), str(fin), str(fout), str(n)], capture_output=True, text=True)
             if res.returncode != 0:
                 raise ExportError(f"{self.name}_invoke failed (exit {res.returncode}): {res.stderr.strip()}")
-            y = np.frombuffer(fout.read_bytes(), dtype=np.int8)
-        return y.reshape((n,) + tuple(self.output_shape)).copy()
+            y = np.frombuffer(fout.read_bytes(), dtype=np.int8).reshape(n, -1)
+        sizes = [int(np.prod(s)) for s in self.output_shapes]
+        parts = np.split(y, np.cumsum(sizes)[:-1], axis=1)
+        outs = tuple(p.reshape((n,) + s).copy() for p, s in zip(parts, self.output_shapes))
+        return outs if len(outs) > 1 else outs[0]
 
     def time_invoke(self, x, repeats: int = 100) -> float:
-        """Median wall time of one ``{name}_invoke`` in seconds on the host (x: one int8 input)."""
-        x = np.asarray(x, dtype=np.int8).reshape((1,) + tuple(self.input_shape))
+        """Median wall time of one ``{name}_invoke`` in seconds on the host (x: one int8 input, or a
+        list of one sample per input)."""
+        xs = list(x) if len(self.input_shapes) > 1 else [x]
+        xs = [np.asarray(xk, dtype=np.int8).reshape((1,) + s) for xk, s in zip(xs, self.input_shapes)]
+        data, _ = self._input_bytes(xs if len(xs) > 1 else xs[0])
         exe = self.build_host()
         with tempfile.TemporaryDirectory(prefix="edgekd_c_run_") as tmp:
             fin, fout = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
-            fin.write_bytes(x.tobytes())
+            fin.write_bytes(data)
             res = subprocess.run([str(exe), str(fin), str(fout), "1", str(int(repeats))],
                                  capture_output=True, text=True)
             if res.returncode != 0:
@@ -534,7 +848,8 @@ class CModel:
             return float(res.stdout.strip().split()[-1]) * 1e-9
 
 
-HARNESS = r"""/* edgekd host harness: argv in.bin out.bin N [repeats]; prints median ns per invoke when timing. */
+HARNESS = r"""/* edgekd host harness: argv in.bin out.bin N [repeats]; prints median ns per invoke when timing.
+ * Each sample is every input's bytes in order; each result every output's bytes in order. */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
 #include <stdlib.h>
@@ -547,10 +862,9 @@ static int cmp_ll(const void *a, const void *b)
     return (x > y) - (x < y);
 }}
 
+{buffers}
 int main(int argc, char **argv)
 {{
-    static int8_t in[{NAME}_INPUT_SIZE];
-    static int8_t out[{NAME}_OUTPUT_SIZE];
     FILE *fi, *fo;
     long n, i, repeats = 0;
     if (argc < 4) {{
@@ -568,18 +882,11 @@ int main(int argc, char **argv)
         repeats = strtol(argv[4], NULL, 10);
     }}
     for (i = 0; i < n; ++i) {{
-        if (fread(in, 1, sizeof in, fi) != sizeof in) {{
-            fprintf(stderr, "short input at sample %ld\n", i);
-            return 2;
-        }}
-        if ({name}_invoke(in, out) != 0) {{
+{reads}        if ({call} != 0) {{
             fprintf(stderr, "{name}_invoke failed at sample %ld\n", i);
             return 3;
         }}
-        if (fwrite(out, 1, sizeof out, fo) != sizeof out) {{
-            return 2;
-        }}
-    }}
+{writes}    }}
     if (repeats > 0) {{
         long long *t = (long long *)malloc(sizeof(long long) * (size_t)repeats);
         struct timespec a, b;
@@ -588,11 +895,11 @@ int main(int argc, char **argv)
             return 2;
         }}
         for (r = 0; r < 10; ++r) {{
-            (void){name}_invoke(in, out);
+            (void){call};
         }}
         for (r = 0; r < repeats; ++r) {{
             clock_gettime(CLOCK_MONOTONIC, &a);
-            (void){name}_invoke(in, out);
+            (void){call};
             clock_gettime(CLOCK_MONOTONIC, &b);
             t[r] = (long long)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
         }}
@@ -607,6 +914,20 @@ int main(int argc, char **argv)
 """
 
 
+def harness_source(name: str, n_inputs: int = 1, n_outputs: int = 1) -> str:
+    """The host harness for ``{name}_invoke`` with that many input and output buffers."""
+    NAME = name.upper()
+    ins, outs = _io_names("input", n_inputs), _io_names("output", n_outputs)
+    buffers = "".join(f"static int8_t {b}[{NAME}_{b.upper()}_SIZE];\n" for b in ins + outs)
+    reads = "".join(f"        if (fread({b}, 1, sizeof {b}, fi) != sizeof {b}) {{\n"
+                    f"            fprintf(stderr, \"short input at sample %ld\\n\", i);\n"
+                    f"            return 2;\n        }}\n" for b in ins)
+    writes = "".join(f"        if (fwrite({b}, 1, sizeof {b}, fo) != sizeof {b}) {{\n            return 2;\n        }}\n"
+                     for b in outs)
+    call = f"{name}_invoke({', '.join(ins + outs)})"
+    return HARNESS.format(name=name, buffers=buffers, reads=reads, writes=writes, call=call)
+
+
 def find_cc() -> str:
     env = os.environ.get("CC")
     cc = shutil.which(env) if env else (shutil.which("gcc") or shutil.which("cc"))
@@ -617,12 +938,12 @@ def find_cc() -> str:
     return cc
 
 
-def compile_harness(src_dir, name: str = "model", extra_flags=()) -> Path:
+def compile_harness(src_dir, name: str = "model", extra_flags=(), n_inputs: int = 1, n_outputs: int = 1) -> Path:
     """Compile ``{name}.c`` + runtime + harness with -Werror -pedantic into a cache folder keyed by content."""
     src_dir = Path(src_dir)
     cc = find_cc()
     sources = [src_dir / f"{name}.c", src_dir / f"{name}.h"] + [src_dir / f for f in RUNTIME_FILES]
-    harness = HARNESS.format(name=name, NAME=name.upper())
+    harness = harness_source(name, n_inputs, n_outputs)
     h = hashlib.sha256()
     for p in sources:
         h.update(p.read_bytes())
@@ -637,7 +958,8 @@ def compile_harness(src_dir, name: str = "model", extra_flags=()) -> Path:
     for p in sources:
         shutil.copy(p, tmp / p.name)
     (tmp / "harness.c").write_text(harness)
-    cmd = [cc, *CFLAGS, *extra_flags, "-I", str(tmp), str(tmp / f"{name}.c"), str(tmp / "edgekd_nn.c"),
+    runtime_c = [str(tmp / f) for f in RUNTIME_FILES if f.endswith(".c")]
+    cmd = [cc, *CFLAGS, *extra_flags, "-I", str(tmp), str(tmp / f"{name}.c"), *runtime_c,
            str(tmp / "harness.c"), "-o", str(tmp / exe.name)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
@@ -649,39 +971,49 @@ def compile_harness(src_dir, name: str = "model", extra_flags=()) -> Path:
 
 # ---- generation ---------------------------------------------------------------------------------
 
+def _io_names(kind: str, n: int) -> list:
+    """C parameter names of the graph inputs / outputs: ``input`` / ``output`` when there is one,
+    ``input0``, ``input1``, ... otherwise."""
+    return [kind] if n == 1 else [f"{kind}{k}" for k in range(n)]
+
+
 def generate_c(graph: Graph, name: str = "model", config: dict | None = None) -> tuple[dict, CModel]:
     """Lower ``graph`` to {filename: text} for ``{name}.h`` and ``{name}.c`` and the model facts."""
     name = cgen.check_identifier(name)
     NAME = name.upper()
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise ExportError(f"{graph.path}: the C target supports one input and one output "
-                          f"(got {len(graph.inputs)} and {len(graph.outputs)})")
-    tin, tout = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
-    for t, what in ((tin, "input"), (tout, "output")):
-        if t.dtype != "INT8":
-            raise ExportError(f"{graph.path}: model {what} {t.name!r} is {t.dtype}; the C target needs a fully integer int8 .tflite")
-        if not t.shape or t.shape[0] != 1:
-            raise ExportError(f"{graph.path}: model {what} {t.name!r} has shape {t.shape}; expected batch 1")
+    if not graph.inputs or not graph.outputs:
+        raise ExportError(f"{graph.path}: the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs; "
+                          "expected at least one of each")
+    if len(set(graph.outputs)) != len(graph.outputs) or set(graph.outputs) & set(graph.inputs):
+        raise ExportError(f"{graph.path}: a tensor is listed twice among the model inputs/outputs; "
+                          "the C target needs distinct input and output tensors")
+    tins = [graph.tensors[i] for i in graph.inputs]
+    touts = [graph.tensors[i] for i in graph.outputs]
+    for ts, what in ((tins, "input"), (touts, "output")):
+        for t in ts:
+            if t.dtype != "INT8":
+                raise ExportError(f"{graph.path}: model {what} {t.name!r} is {t.dtype}; the C target needs a fully integer int8 .tflite")
+            if not t.shape or t.shape[0] != 1:
+                raise ExportError(f"{graph.path}: model {what} {t.name!r} has shape {t.shape}; expected batch 1")
+    in_names, out_names = _io_names("input", len(tins)), _io_names("output", len(touts))
     steps = _Lowering(graph).run()
 
-    # storage: graph input / output pointers, or arena buffers; reshape-like ops alias their input
-    root = {graph.inputs[0]: "input"}
+    # storage: graph input / output pointers, or arena buffers; reshape-like ops alias their input.
+    # Outputs live in the caller's buffers (never in the arena); later ops may read them from there.
+    root = {t: ("input", k) for k, t in enumerate(graph.inputs)}
+    out_index = {t: k for k, t in enumerate(graph.outputs)}
     for s in steps:
-        src = root.get(s.inputs[0])
-        if src is None:
-            raise ExportError(f"layer {s.layer!r}: reads tensor {graph.tensors[s.inputs[0]].name!r} that no earlier op produced")
-        if s.alias and s.output != graph.outputs[0]:
-            root[s.output] = src
-            s.call = ""
-        else:
-            root[s.output] = "output" if s.output == graph.outputs[0] else s.output
-        for i in s.inputs[1:]:
+        for i in s.inputs:
             if i not in root:
                 raise ExportError(f"layer {s.layer!r}: reads tensor {graph.tensors[i].name!r} that no earlier op produced")
-    if graph.outputs[0] not in root:
-        raise ExportError(f"{graph.path}: no op produces the model output")
-    if root[graph.outputs[0]] == "input":
-        raise ExportError(f"{graph.path}: the model output is its input (no operator computes anything)")
+        if s.alias and s.output not in out_index:
+            root[s.output] = root[s.inputs[0]]
+            s.call = ""
+        else:
+            root[s.output] = ("output", out_index[s.output]) if s.output in out_index else s.output
+    for t in graph.outputs:
+        if t not in root:
+            raise ExportError(f"{graph.path}: no op produces the model output {graph.tensors[t].name!r}")
     buffers = {}
     for k, s in enumerate(steps):
         for t in [s.output] + s.inputs:
@@ -695,44 +1027,49 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
 
     def ref(t):
         r = root[t]
-        if r == "input":
-            return "input"
-        if r == "output":
-            return "output"
+        if isinstance(r, tuple):
+            return (in_names if r[0] == "input" else out_names)[r[1]]
         return f"({name}_arena.bytes + {plan.offsets[r]})"
 
     macs = sum(s.macs for s in steps)
-    facts = dict(input_shape=tuple(tin.shape), output_shape=tuple(tout.shape))
-    s_in, z_in = _q1(tin, "input", "model input")
-    s_out, z_out = _q1(tout, "output", "model output")
+    in_q = [_q1(t, "input", "model input") for t in tins]
+    out_q = [_q1(t, "output", "model output") for t in touts]
     cfg = dict(config or {})
 
     # header
+    def io_macros(kind, tensors, quant):
+        names = _io_names(kind.upper(), len(tensors))
+        lines = [cgen.constant(f"{NAME}_NUM_{kind.upper()}S", len(tensors))]
+        for mname, t, (s, z) in zip(names, tensors, quant):
+            lines.append(cgen.comment(f"{kind} {t.name!r}: {list(t.shape)} int8, scale {float(s)!r}, zero point {z}"))
+            lines.append(cgen.constant(f"{NAME}_{mname}_SIZE", t.size))
+            lines.append(cgen.constant(f"{NAME}_{mname}_ZERO_POINT", z))
+            lines.append(f"#define {NAME}_{mname}_SCALE ({float(s)!r}f)\n")
+        return lines
+
+    params = [f"const int8_t *{n}" for n in in_names] + [f"int8_t *{n}" for n in out_names]
+    signature = f"int {name}_invoke({', '.join(params)})"
+    sizes = [f"{n}[{NAME}_{n.upper()}_SIZE]" for n in in_names + out_names]
     hbody = [cgen.banner(f"native C model '{name}' from {_safe_text(Path(graph.path).name)}", cfg),
              "#include <stdint.h>\n",
-             cgen.comment(f"input {list(tin.shape)} int8 (scale {float(s_in)!r}, zero point {z_in}); "
-                          f"output {list(tout.shape)} int8 (scale {float(s_out)!r}, zero point {z_out})"),
-             cgen.constant(f"{NAME}_INPUT_SIZE", tin.size),
-             cgen.constant(f"{NAME}_OUTPUT_SIZE", tout.size),
+             cgen.comment("scales are for callers that quantize/dequantize; the int8 path never uses float"),
+             *io_macros("input", tins, in_q),
+             *io_macros("output", touts, out_q),
              cgen.comment(f"static arena planned at export time: {plan.size} bytes for {len(buffers)} buffers, "
                           f"kernel scratch included (sum without reuse: {sum(plan.sizes.values())} bytes)"),
              cgen.constant(f"{NAME}_ARENA_SIZE", plan.size),
              cgen.constant(f"{NAME}_MACS", macs),
-             cgen.constant(f"{NAME}_INPUT_ZERO_POINT", z_in),
-             cgen.constant(f"{NAME}_OUTPUT_ZERO_POINT", z_out),
-             cgen.comment("scales for callers that quantize/dequantize; the int8 path never uses float"),
-             f"#define {NAME}_INPUT_SCALE ({float(s_in)!r}f)\n",
-             f"#define {NAME}_OUTPUT_SCALE ({float(s_out)!r}f)\n",
              "\n",
-             cgen.comment(f"Run one inference: input[{NAME}_INPUT_SIZE] -> output[{NAME}_OUTPUT_SIZE], "
-                          "int8, same layout as the .tflite tensors. Returns 0 on success. Not reentrant "
+             cgen.comment(f"Run one inference: {', '.join(sizes[:len(in_names)])} -> {', '.join(sizes[len(in_names):])}, "
+                          "int8, same layout as the .tflite tensors; inputs first, then outputs, each in the "
+                          ".tflite graph's order. Returns 0 on success, -1 on a NULL pointer. Not reentrant "
                           "(uses one static arena)."),
-             f"int {name}_invoke(const int8_t *input, int8_t *output);\n"]
+             f"{signature};\n"]
     header = cgen.include_guard(name, "".join(hbody))
 
     # source
     cbody = [cgen.banner(f"native C model '{name}' from {_safe_text(Path(graph.path).name)}", cfg),
-             f'#include "{name}.h"\n#include "edgekd_nn.h"\n\n']
+             f'#include "{name}.h"\n#include "edgekd_nn.h"\n#include "edgekd_nn_ops.h"\n#include <stddef.h>\n\n']
     if plan.size:
         cbody.append(f"static union {{\n    int32_t align_;\n    int16_t h[{NAME}_ARENA_SIZE / 2];\n"
                      f"    int8_t bytes[{NAME}_ARENA_SIZE];\n}} {name}_arena;\n\n")
@@ -750,16 +1087,17 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
             for j, i in enumerate(s.inputs):
                 fmt[f"in{j}"] = ref(i)
             calls.append("    " + cgen.comment(head).strip() + "\n    " + s.call.format(**fmt) + "\n")
-    cbody.append(f"int {name}_invoke(const int8_t *input, int8_t *output)\n{{\n")
-    cbody.append("    if (input == NULL || output == NULL) {\n        return -1;\n    }\n")
+    null_test = " || ".join(f"{n} == NULL" for n in in_names + out_names)
+    cbody.append(f"{signature}\n{{\n")
+    cbody.append(f"    if ({null_test}) {{\n        return -1;\n    }}\n")
     cbody.extend(calls)
     cbody.append("    return 0;\n}\n")
-    source = "".join(cbody)
-    if "NULL" in source and "<stddef.h>" not in source:
-        source = source.replace('#include "edgekd_nn.h"\n', '#include "edgekd_nn.h"\n#include <stddef.h>\n', 1)
-    files = {f"{name}.h": header, f"{name}.c": source}
-    model = CModel(Path("."), name, [], plan.size, macs, facts["input_shape"][1:], facts["output_shape"][1:],
-                   float(s_in), z_in, float(s_out), z_out)
+    files = {f"{name}.h": header, f"{name}.c": "".join(cbody)}
+    shapes_in = tuple(tuple(t.shape[1:]) for t in tins)
+    shapes_out = tuple(tuple(t.shape[1:]) for t in touts)
+    model = CModel(Path("."), name, [], plan.size, macs, shapes_in[0], shapes_out[0], float(in_q[0][0]), in_q[0][1],
+                   float(out_q[0][0]), out_q[0][1], input_shapes=shapes_in, output_shapes=shapes_out,
+                   input_quant=tuple((float(s), z) for s, z in in_q), output_quant=tuple((float(s), z) for s, z in out_q))
     return files, model
 
 
