@@ -16,6 +16,7 @@ thread, every runtime fed the same input. The records go to ``bench.json``
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.errors import ConfigError, EdgeKDError
-from edgekd.log import logger, set_log_level
+from edgekd.log import set_log_level
 
 from . import run
 from .run import EXPORT_KINDS, HOST_RUNTIMES, RUNTIME_EXPORTS, Records
@@ -383,10 +384,14 @@ def bench(specs=(), *, out_dir, config: BenchConfig | None = None, demo=False, z
             trt_py = ensure_tflite_runtime_venv()
         except Exception as err:        # noqa: BLE001
             recs.skip("*", "host", "tflite-runtime", "venv", err)
-    for subj in subjects:
-        logger.info(f"benchmarking {subj.name} ({subj.source})")
+    for i, subj in enumerate(subjects, 1):      # long work is never silent: one line per model
+        if echo:
+            print(f"bench [{i}/{len(subjects)}] {subj.name} ({subj.source})", file=sys.stderr, flush=True)
         measure(recs, subj, config, work_dir, trt_py)
     if demo:        # the appendix: kernels that calibrate the cost model, and the other stages' reports
+        if echo:
+            print("bench: appendix (reference FC kernel, LDC) and the other stages' reports", file=sys.stderr,
+                  flush=True)
         run.reference_kernel_bench(recs, work_dir / "appendix", config.cores, (config.opt,), config.clocks_mhz)
         run.ldc_bench(recs, work_dir / "appendix", reports_dir, config.cores, (config.opt,), clocks=config.clocks_mhz)
         run.fold_reports(recs, reports_dir, work_dir / "exports", models={s.name for s in subjects})

@@ -27,8 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.errors import EdgeKDError
-from edgekd.io import atomic_write_json
-from edgekd.log import logger, set_log_level
+from edgekd.log import logger
 
 DEMO_MODELS = ("teacher", "student_kd_seed0", "student_alone_seed0")
 FOLDED_REPORTS = ("demo.json", "bci.json", "generators.json", "selfdistill.json")
