@@ -150,6 +150,35 @@ void ekd_pad_s8(const int8_t *in, int8_t *out, const int32_t in_shape[4], const 
                 const int32_t after[4], int8_t value);
 void ekd_copy_s8(const int8_t *in, int8_t *out, int32_t n);
 
+/* ---- folded-offset kernels ------------------------------------------------------------------
+ * The export folds the input zero point into the bias (bias - in_zp * sum(w)), so the MAC loops
+ * multiply raw int8 inputs, and a padded tap reads the input zero point itself. Requantization
+ * uses one record of EKD_RQ_WORDS int32 per output channel:
+ *   [0] Q31 multiplier m, [1] right shift r >= 1, [2] 2^(r-1) + out_zero_point * 2^r, [3] bias.
+ * out = clamp(((t + [2] - (t < 0)) >> r), lo, hi) with t = (acc * m + 2^30) >> 31: TFLite's
+ * MultiplyByQuantizedMultiplier (no left shift) plus the output offset, exact when |acc| < 2^30
+ * and no channel shifts left; the export proves both for every input before it picks these
+ * kernels (else it emits the ekd_conv2d_s8 / ekd_fc_s8 forms above).
+ * Weights: the DSP build (EKD_NN_USE_DSP) takes them blocked (see ekd_conv_gemm_s8 and
+ * ekd_fc_gemv_s8), the plain build in TFLite's order; the generated model declares both under #if. */
+#define EKD_RQ_WORDS 4
+
+/* Convolution as a GEMM over groups of EKD_GEMM_PIXELS output pixels (any kernel size, stride,
+ * dilation, padding). DSP weights: per pair of output channels (a zero row completes an odd
+ * count), for each step of 4 taps in (fy, fx, ic) order (zero padded to a multiple of 4), the
+ * first channel's 4 bytes then the second's. Scratch: EKD_CONV_GEMM_SCRATCH(k_h * k_w * in_c, out_c) bytes. */
+#define EKD_GEMM_PIXELS 3
+#define EKD_CONV_GEMM_SCRATCH(k, out_c) (24 * (((k) + 3) / 4) + 4 * (((out_c) * 3 + 3) / 4) + 4 * (((k) + 3) / 4))
+void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
+                      int8_t *out, int32_t *scratch);
+
+/* Fully connected, four outputs per pass. DSP weights: per block of 4 output rows (zero rows
+ * complete the last), for each step of 4 inputs (zero padded), the 4 rows' 4 bytes in row order.
+ * Scratch: EKD_FC_GEMV_SCRATCH(in_n) bytes. */
+#define EKD_FC_GEMV_SCRATCH(in_n) (8 * (((in_n) + 3) / 4))
+void ekd_fc_gemv_s8(const ekd_fc_params *p, const int8_t *in, const int8_t *w, const int32_t *rq, int8_t *out,
+                    int32_t *scratch);
+
 #ifdef __cplusplus
 }
 #endif

@@ -94,6 +94,85 @@ def valid_out(in_size: int, k: int, stride: int, dilation: int) -> int:
     return (in_size - eff + stride) // stride
 
 
+# ---- folded-offset kernels: export-time layouts and exactness proof -------------------------------
+
+ACC_LIMIT = 1 << 30      # |acc| below this: doubling for SMMULR and the rounding stay within int32
+
+
+def folded_requant(w2d, bias, zin: int, zout: int, mult, shift):
+    """Per output channel ``[m, r, round, bias']`` for the runtime's folded-offset kernels
+    (``EKD_RQ_WORDS``), or None where they would not be exact.
+
+    ``bias' = bias - zin * sum(w)`` takes the input offset out of the MAC loop (a padded tap then
+    reads ``zin``); ``round = 2^(r-1) + zout * 2^r``. Conditions, checked for every channel: no
+    left shift (``shift <= -1``), ``|acc| < 2^30`` for every int8 input (``|bias'| + 128 sum|w|``),
+    and ``|t| + |round| + 1 < 2^31`` for the high product ``t``.
+    """
+    w = np.asarray(w2d, dtype=np.int64).reshape(len(mult), -1)
+    b = np.zeros(len(w), np.int64) if bias is None else np.asarray(bias.data, np.int64).reshape(-1)
+    folded = b - int(zin) * w.sum(1)
+    acc_max = np.abs(folded) + 128 * np.abs(w).sum(1)
+    m, s = np.asarray(mult, np.int64), np.asarray(shift, np.int64)
+    if np.any(acc_max >= ACC_LIMIT) or np.any(s > -1) or np.any(s < -31) or np.any(m <= 0):
+        return None
+    r = -s
+    rnd = (np.int64(1) << (r - 1)) + int(zout) * (np.int64(1) << r)
+    t_max = ((acc_max * m + (1 << 30)) >> 31) + 1
+    if np.any(t_max + np.abs(rnd) + 1 >= 1 << 31):
+        return None
+    return np.stack([m, r, rnd, folded], axis=1)
+
+
+def rq_records(rq, multiple: int) -> np.ndarray:
+    """Requantization records padded with inert channels to a multiple of ``multiple`` channels
+    (the DSP kernels load whole channel blocks)."""
+    pad = (-len(rq)) % multiple
+    inert = np.tile(np.array([[0, 1, 0, 0]], np.int64), (pad, 1))
+    return np.concatenate([rq, inert]) if pad else np.asarray(rq)
+
+
+def _pad_to(a, axis, multiple):
+    pad = (-a.shape[axis]) % multiple
+    if not pad:
+        return a
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (0, pad)
+    return np.pad(a, widths)
+
+
+def conv_weights_dsp(w2d) -> np.ndarray:
+    """(out_c, K) int8 -> ekd_conv_gemm_s8's DSP order: channel pairs, then steps of 4 taps, then the
+    pair's two 4-byte groups (zero taps to a multiple of 4, a zero row for an odd count)."""
+    w = _pad_to(_pad_to(np.asarray(w2d, np.int8), 1, 4), 0, 2)
+    pairs, k4 = w.shape[0] // 2, w.shape[1] // 4
+    return w.reshape(pairs, 2, k4, 4).transpose(0, 2, 1, 3).reshape(-1)
+
+
+def fc_weights_dsp(w2d) -> np.ndarray:
+    """(out_n, in_n) int8 -> ekd_fc_gemv_s8's DSP order: blocks of 4 rows, steps of 4 inputs, the
+    block's four 4-byte groups (zero padded)."""
+    w = _pad_to(_pad_to(np.asarray(w2d, np.int8), 1, 4), 0, 4)
+    blocks, k4 = w.shape[0] // 4, w.shape[1] // 4
+    return w.reshape(blocks, 4, k4, 4).transpose(0, 2, 1, 3).reshape(-1)
+
+
+def conv_gemm_scratch(k: int, out_c: int) -> int:
+    """Bytes of EKD_CONV_GEMM_SCRATCH(k, out_c)."""
+    k4 = (k + 3) // 4
+    return 24 * k4 + 4 * ((out_c * 3 + 3) // 4) + 4 * k4
+
+
+def fc_gemv_scratch(in_n: int) -> int:
+    """Bytes of EKD_FC_GEMV_SCRATCH(in_n)."""
+    return 8 * ((in_n + 3) // 4)
+
+
+def _dsp_or_plain(name: str, dsp, plain) -> list:
+    """One int8 array in two layouts: the DSP kernels' blocked order, or TFLite's for the plain build."""
+    return ["#if EKD_NN_USE_DSP\n", cgen.array_declare(name, dsp, "int8_t", align=4), "#else\n",
+            cgen.array_declare(name, plain, "int8_t", align=4), "#endif\n"]
+
+
 # ---- lowering ----------------------------------------------------------------------------------
 
 @dataclass
@@ -237,11 +316,25 @@ class _Lowering:
             w = Tensor(w.index, w.name, (oc, kh, kw, 1), w.dtype, w.scale, w.zero_point, 0,
                        np.ascontiguousarray(w.data.reshape(kh, kw, oc).transpose(2, 0, 1)[..., None]))
             depthwise, dm = False, 1
-        decls, bname = self._weights_decls(k, w, self._bias(op), mult, shift, oc)
         pname = self.ident(k, "p")
         fields = dict(in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw, stride_h=sh,
                       stride_w=sw, dil_h=dh, dil_w=dw, pad_h=ph, pad_w=pw, depth_multiplier=dm,
                       in_offset=-zin, out_offset=zout, act_min=lo, act_max=hi)
+        macs = oh * ow * oc * kh * kw * (1 if depthwise else ic)
+        rq = None if depthwise else folded_requant(w.data.reshape(oc, -1), self._bias(op), zin, zout, mult, shift)
+        if rq is not None:
+            kk = kh * kw * ic
+            decls = [cgen.comment(f"weights of {_safe_text(w.name)}, shape {list(w.shape)}; input zero point "
+                                  "folded into the bias")]
+            decls += _dsp_or_plain(self.ident(k, "w"), conv_weights_dsp(w.data.reshape(oc, -1)), w.data.reshape(-1))
+            decls.append(cgen.array_declare(self.ident(k, "rq"), rq_records(rq, 2).reshape(-1), "int32_t", align=4))
+            decls.append(_struct("ekd_conv_params", pname, fields))
+            call = (f"ekd_conv_gemm_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {self.ident(k, 'rq')}, {{out}}, "
+                    "{scratch32});")
+            self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, macs,
+                                    scratch=conv_gemm_scratch(kk, oc)))
+            return
+        decls, bname = self._weights_decls(k, w, self._bias(op), mult, shift, oc)
         decls.append(_struct("ekd_conv_params", pname, fields))
         w_args = f"{self.ident(k, 'w')}, {bname}, {self.ident(k, 'mult')}, {self.ident(k, 'shift')}"
         if depthwise:
@@ -249,7 +342,6 @@ class _Lowering:
         else:
             kk = kh * kw * ic
             call, scratch = f"ekd_conv2d_s8(&{pname}, {{in0}}, {w_args}, {{out}}, {{scratch}});", 4 * (kk + kk % 2)
-        macs = oh * ow * oc * kh * kw * (1 if depthwise else ic)
         self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, macs, scratch=scratch))
 
     def lower_conv_2d(self, op, layer):
@@ -270,11 +362,23 @@ class _Lowering:
         s_out, zout = _q1(out, "output", layer)
         lo, hi = activation_range(op.options.get("fusedActivationFunction", 0), s_out, zout)
         mult, shift = self._per_channel(op, layer, inp, w, out, n_out)
-        decls, bname = self._weights_decls(k, w, self._bias(op), mult, shift, n_out)
         pname = self.ident(k, "p")
         rows = inp.size // n_in
-        decls.append(_struct("ekd_fc_params", pname, dict(in_n=n_in, out_n=n_out, rows=rows, in_offset=-zin,
-                                                          out_offset=zout, act_min=lo, act_max=hi)))
+        params = _struct("ekd_fc_params", pname, dict(in_n=n_in, out_n=n_out, rows=rows, in_offset=-zin,
+                                                       out_offset=zout, act_min=lo, act_max=hi))
+        rq = folded_requant(w.data, self._bias(op), zin, zout, mult, shift)
+        if rq is not None:
+            decls = [cgen.comment(f"weights of {_safe_text(w.name)}, shape {list(w.shape)}; input zero point "
+                                  "folded into the bias")]
+            decls += _dsp_or_plain(self.ident(k, "w"), fc_weights_dsp(w.data), w.data.reshape(-1))
+            decls += [cgen.array_declare(self.ident(k, "rq"), rq_records(rq, 4).reshape(-1), "int32_t", align=4),
+                      params]
+            call = f"ekd_fc_gemv_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {self.ident(k, 'rq')}, {{out}}, {{scratch32}});"
+            self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, rows * n_in * n_out,
+                                    scratch=fc_gemv_scratch(n_in)))
+            return
+        decls, bname = self._weights_decls(k, w, self._bias(op), mult, shift, n_out)
+        decls.append(params)
         call = (f"ekd_fc_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {bname}, {self.ident(k, 'mult')}, "
                 f"{self.ident(k, 'shift')}, {{out}}, {{scratch}});")
         self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, rows * n_in * n_out,
@@ -734,7 +838,7 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
     cbody = [cgen.banner(f"native C model '{name}' from {_safe_text(Path(graph.path).name)}", cfg),
              f'#include "{name}.h"\n#include "edgekd_nn.h"\n\n']
     if plan.size:
-        cbody.append(f"static union {{\n    int32_t align_;\n    int16_t h[{NAME}_ARENA_SIZE / 2];\n"
+        cbody.append(f"static union {{\n    int32_t w[{NAME}_ARENA_SIZE / 4];\n    int16_t h[{NAME}_ARENA_SIZE / 2];\n"
                      f"    int8_t bytes[{NAME}_ARENA_SIZE];\n}} {name}_arena;\n\n")
     calls = []
     for k, s in enumerate(steps):
@@ -747,6 +851,7 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
             fmt = {"out": ref(s.output)}
             if s.scratch:
                 fmt["scratch"] = f"({name}_arena.h + {plan.offsets[('scratch', k)] // 2})"
+                fmt["scratch32"] = f"({name}_arena.w + {plan.offsets[('scratch', k)] // 4})"
             for j, i in enumerate(s.inputs):
                 fmt[f"in{j}"] = ref(i)
             calls.append("    " + cgen.comment(head).strip() + "\n    " + s.call.format(**fmt) + "\n")
