@@ -869,6 +869,167 @@ __asm__(
     "    .size   ekd_gemv_4x1_dsp, . - ekd_gemv_4x1_dsp\n"
     "    .text\n");
 
+typedef struct {
+    const int32_t *plane;   /* 0: the plane row under the band's first output row */
+    const int32_t *w;       /* 4: (w0,w1), (w1,w2) per filter row */
+    const int32_t *rq;      /* 8: EKD_RQ_WORDS */
+    int8_t *out;            /* 12: this channel of the band's first output pixel */
+    int32_t step;           /* 16: bytes between output pixels (the channel count) */
+    int32_t out_w;          /* 20 */
+    int32_t rows;           /* 24: output rows in this band */
+    int32_t row_bytes;      /* 28: plane row stride */
+    int32_t lo2, hi2;       /* 32, 36: activation clamp in both halfwords */
+    int32_t *accs;          /* 40: rows * out_w + 1 accumulators */
+    int32_t stride;         /* 44: 1 or 2 */
+} ekd_dw_job;
+
+typedef char ekd_check_dw_job[(offsetof(ekd_dw_job, stride) == 44 && offsetof(ekd_dw_job, accs) == 40) ? 1 : -1];
+
+void ekd_dw3x3_dsp(const ekd_dw_job *job);
+
+/* Pass 1 runs the three filter rows over the plane, row by row, into accs (stride 1: two outputs
+ * per iteration, A = (P[x], P[x+1]), B = (P[x+2], P[x+3]): out[x] = SMLAD(A, w01) + SMLABT(B, w12),
+ * out[x+1] = SMLATB(A, w01) + SMLAD(B, w12); an odd row's extra value is overwritten by the next
+ * row; stride 2: out[x] = SMLAD(A, w01) + SMLABT(B, w12) with A at P[2x]). Pass 2 requantizes
+ * the band's outputs in one run (consecutive pixels are a channel count apart in NHWC), clamping
+ * pairs with SSUB16 + SEL. */
+__asm__(
+    "    .syntax unified\n"
+    "    .thumb\n"
+    "    .section .text.ekd_dw3x3_dsp,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global ekd_dw3x3_dsp\n"
+    "    .type   ekd_dw3x3_dsp, %function\n"
+    "    .thumb_func\n"
+    "ekd_dw3x3_dsp:\n"
+    "    push    {r4-r11, lr}\n"
+    "    sub     sp, sp, #24\n"              /* 0 job, 4 rows left, 8 row acc bytes, 12 row end, 16 plane skip, 20 drop */
+    "    str     r0, [sp, #0]\n"
+    "    ldr     r1, [r0, #24]\n"
+    "    ldr     r2, [r0, #20]\n"
+    "    ldr     r3, [r0, #44]\n"
+    "    str     r1, [sp, #4]\n"
+    "    ldr     r1, [r0, #28]\n"
+    "    mul     r1, r1, r3\n"               /* stride rows of the plane per output row */
+    "    movs    r4, #0\n"
+    "    cmp     r3, #1\n"
+    "    bne     1f\n"
+    "    tst     r2, #1\n"                   /* stride 1 runs pairs: an odd row computes one extra */
+    "    itt     ne\n"
+    "    addne   r2, r2, #1\n"
+    "    movne   r4, #4\n"
+    "    sub     r1, r1, r2, lsl #1\n"       /* the row's pairs advanced the pointers 2 bytes per output */
+    "    b       2f\n"
+    "1:  sub     r1, r1, r2, lsl #2\n"       /* stride 2: 4 bytes per output */
+    "2:  lsl     r2, r2, #2\n"
+    "    str     r2, [sp, #8]\n"
+    "    str     r1, [sp, #16]\n"
+    "    str     r4, [sp, #20]\n"
+    "    ldr     r10, [r0, #0]\n"
+    "    ldr     r1, [r0, #28]\n"
+    "    ldr     r2, [r0, #4]\n"
+    "    ldr     lr, [r0, #40]\n"
+    "    ldmia   r2, {r4-r9}\n"
+    "    add     r11, r10, r1\n"
+    "    add     r12, r11, r1\n"
+    "3:  ldr     r2, [sp, #8]\n"             /* next output row */
+    "    ldr     r0, [sp, #0]\n"
+    "    add     r2, lr, r2\n"
+    "    str     r2, [sp, #12]\n"
+    "    ldr     r3, [r0, #44]\n"
+    "    cmp     r3, #1\n"
+    "    bne     5f\n"
+    "4:  ldr     r2, [r10], #4\n"            /* stride 1: outputs x, x+1 */
+    "    ldr     r3, [r10]\n"
+    "    smuad   r0, r2, r4\n"
+    "    smultb  r1, r2, r4\n"
+    "    smlabt  r0, r3, r5, r0\n"
+    "    smlad   r1, r3, r5, r1\n"
+    "    ldr     r2, [r11], #4\n"
+    "    ldr     r3, [r11]\n"
+    "    smlad   r0, r2, r6, r0\n"
+    "    smlatb  r1, r2, r6, r1\n"
+    "    smlabt  r0, r3, r7, r0\n"
+    "    smlad   r1, r3, r7, r1\n"
+    "    ldr     r2, [r12], #4\n"
+    "    ldr     r3, [r12]\n"
+    "    smlad   r0, r2, r8, r0\n"
+    "    smlatb  r1, r2, r8, r1\n"
+    "    smlabt  r0, r3, r9, r0\n"
+    "    smlad   r1, r3, r9, r1\n"
+    "    ldr     r2, [sp, #12]\n"
+    "    stmia   lr!, {r0, r1}\n"
+    "    cmp     lr, r2\n"
+    "    bne     4b\n"
+    "    b       6f\n"
+    "5:  ldr     r2, [r10], #4\n"            /* stride 2: output x */
+    "    ldr     r3, [r10]\n"
+    "    smuad   r0, r2, r4\n"
+    "    smlabt  r0, r3, r5, r0\n"
+    "    ldr     r2, [r11], #4\n"
+    "    ldr     r3, [r11]\n"
+    "    smlad   r0, r2, r6, r0\n"
+    "    smlabt  r0, r3, r7, r0\n"
+    "    ldr     r2, [r12], #4\n"
+    "    ldr     r3, [r12]\n"
+    "    smlad   r0, r2, r8, r0\n"
+    "    smlabt  r0, r3, r9, r0\n"
+    "    ldr     r2, [sp, #12]\n"
+    "    str     r0, [lr], #4\n"
+    "    cmp     lr, r2\n"
+    "    bne     5b\n"
+    "6:  ldr     r2, [sp, #16]\n"
+    "    ldr     r3, [sp, #20]\n"
+    "    add     r10, r10, r2\n"
+    "    add     r11, r11, r2\n"
+    "    add     r12, r12, r2\n"
+    "    sub     lr, lr, r3\n"
+    "    ldr     r1, [sp, #4]\n"
+    "    subs    r1, r1, #1\n"
+    "    str     r1, [sp, #4]\n"
+    "    bne     3b\n"
+    "    ldr     r0, [sp, #0]\n"             /* pass 2: requantize rows * out_w values */
+    "    ldr     r1, [r0, #8]\n"
+    "    ldr     r8, [r0, #32]\n"
+    "    ldr     r9, [r0, #36]\n"
+    "    ldr     r11, [r0, #16]\n"
+    "    ldr     r12, [r0, #20]\n"
+    "    ldr     r2, [r0, #24]\n"
+    "    ldr     r10, [r0, #12]\n"
+    "    ldr     lr, [r0, #40]\n"
+    "    ldmia   r1, {r4-r7}\n"              /* m, shift, round, bias */
+    "    mul     r12, r12, r2\n"
+    "    lsl     r7, r7, #1\n"
+    "7:  ldmia   lr!, {r0, r1}\n"
+    "    add     r0, r7, r0, lsl #1\n"       /* 2 (acc + bias) */
+    "    add     r1, r7, r1, lsl #1\n"
+    "    smmulr  r0, r0, r4\n"
+    "    smmulr  r1, r1, r4\n"
+    "    add     r2, r6, r0, asr #31\n"
+    "    add     r3, r6, r1, asr #31\n"
+    "    add     r0, r0, r2\n"
+    "    add     r1, r1, r3\n"
+    "    asr     r0, r0, r5\n"
+    "    asr     r1, r1, r5\n"
+    "    ssat    r0, #8, r0\n"
+    "    ssat    r1, #8, r1\n"
+    "    pkhbt   r0, r0, r1, lsl #16\n"
+    "    ssub16  r2, r0, r8\n"
+    "    sel     r0, r0, r8\n"
+    "    ssub16  r2, r9, r0\n"
+    "    sel     r0, r0, r9\n"
+    "    strb    r0, [r10]\n"
+    "    subs    r12, r12, #2\n"
+    "    blt     8f\n"                       /* odd count: the second value is past the end */
+    "    lsr     r0, r0, #16\n"
+    "    strb    r0, [r10, r11]\n"
+    "    add     r10, r10, r11, lsl #1\n"
+    "    bne     7b\n"
+    "8:  add     sp, sp, #24\n"
+    "    pop     {r4-r11, pc}\n"
+    "    .size   ekd_dw3x3_dsp, . - ekd_dw3x3_dsp\n"
+    "    .text\n");
+
 static int32_t ekd_dup16(int32_t v)
 {
     return (int32_t)(((uint32_t)(uint16_t)v << 16) | (uint16_t)v);
@@ -1110,4 +1271,71 @@ void ekd_fc_gemv_s8(const ekd_fc_params *p, const int8_t *in, const int8_t *w, c
         }
     }
 #endif
+}
+
+void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
+                      int8_t *out, int32_t *scratch)
+{
+    const int32_t in_h = p->in_h, in_w = p->in_w, ch = p->in_c, out_h = p->out_h, out_w = p->out_w;
+    const int32_t s = p->stride_h, pad_t = p->pad_h, pad_l = p->pad_w, lo = p->act_min, hi = p->act_max;
+    const int32_t pw = EKD_DW3X3_PLANE_W(out_w, s), ph = (out_h - 1) * s + 3;
+    /* the input rows / columns that land in the plane (the rest is padding or never read) */
+    const int32_t y0 = pad_t, y1 = pad_t + in_h < ph ? pad_t + in_h : ph;
+    const int32_t x0 = pad_l, x1 = pad_l + in_w < pw ? pad_l + in_w : pw;
+    const int16_t zp = (int16_t)(-p->in_offset);
+    int16_t *plane = (int16_t *)scratch;
+    int32_t c, y, x;
+#if EKD_NN_USE_DSP
+    ekd_dw_job job;
+    const int32_t band = out_w > EKD_DW3X3_ACCS ? 1 : EKD_DW3X3_ACCS / out_w;   /* output rows per pass */
+    job.step = ch;
+    job.out_w = out_w;
+    job.row_bytes = 2 * pw;
+    job.lo2 = ekd_dup16(lo);
+    job.hi2 = ekd_dup16(hi);
+    job.accs = scratch + (ph * pw + 1) / 2;
+    job.stride = s;
+#endif
+    for (y = 0; y < ph * pw; ++y) {   /* the border reads the input zero point, for every channel */
+        plane[y] = zp;
+    }
+    for (c = 0; c < ch; ++c) {
+        const int32_t *r = rq + EKD_RQ_WORDS * c;
+        for (y = y0; y < y1; ++y) {
+            const int8_t *src = in + ((y - pad_t) * in_w + (x0 - pad_l)) * ch + c;
+            int16_t *dst = plane + y * pw;
+            for (x = x0; x < x1; ++x) {
+                dst[x] = *src;
+                src += ch;
+            }
+        }
+#if EKD_NN_USE_DSP
+        job.w = (const int32_t *)(const void *)(w + 24 * c);
+        job.rq = r;
+        for (y = 0; y < out_h; y += band) {
+            job.plane = scratch + (y * s * pw) / 2;
+            job.out = out + y * out_w * ch + c;
+            job.rows = out_h - y < band ? out_h - y : band;
+            ekd_dw3x3_dsp(&job);
+        }
+#else
+        {
+            int8_t *o = out + c;
+            for (y = 0; y < out_h; ++y) {
+                for (x = 0; x < out_w; ++x) {
+                    const int16_t *q = plane + y * s * pw + x * s;
+                    const int8_t *wc = w + c;
+                    int32_t acc = r[3], fy;
+                    for (fy = 0; fy < 3; ++fy) {
+                        acc += q[0] * wc[0] + q[1] * wc[ch] + q[2] * wc[2 * ch];
+                        q += pw;
+                        wc += 3 * ch;
+                    }
+                    *o = (int8_t)ekd_rq_out(acc, r, lo, hi);
+                    o += ch;
+                }
+            }
+        }
+#endif
+    }
 }

@@ -172,6 +172,19 @@ void ekd_copy_s8(const int8_t *in, int8_t *out, int32_t n);
 void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
                       int8_t *out, int32_t *scratch);
 
+/* Depthwise 3x3 (multiplier 1, no dilation, stride 1 or 2, any padding): one channel at a time
+ * through a padded int16 plane, where the taps of a filter row sit side by side for SMLAD
+ * (TinyEngine's idea). DSP weights: per channel, per filter row, the int16 pairs (w0, w1) and
+ * (w1, w2), little-endian; plain weights: TFLite's [1, 3, 3, C]. Scratch:
+ * EKD_DW3X3_SCRATCH(out_h, out_w, stride) bytes (the plane and a band of accumulators). */
+#define EKD_DW3X3_PLANE_W(out_w, stride) ((stride) * (((out_w) + 1) & ~1) + 2)
+#define EKD_DW3X3_ACCS 256      /* accumulators per pass (a band of whole output rows; at least one row) */
+#define EKD_DW3X3_SCRATCH(out_h, out_w, stride) \
+    (4 * ((EKD_DW3X3_PLANE_W(out_w, stride) * (((out_h) - 1) * (stride) + 3) + 1) / 2) \
+     + 4 * ((out_w) > EKD_DW3X3_ACCS ? (out_w) + 2 : EKD_DW3X3_ACCS + 2))
+void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
+                      int8_t *out, int32_t *scratch);
+
 /* Fully connected, four outputs per pass. DSP weights: per block of 4 output rows (zero rows
  * complete the last), for each step of 4 inputs (zero padded), the 4 rows' 4 bytes in row order.
  * Scratch: EKD_FC_GEMV_SCRATCH(in_n) bytes. */

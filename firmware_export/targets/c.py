@@ -96,6 +96,7 @@ def valid_out(in_size: int, k: int, stride: int, dilation: int) -> int:
 
 # ---- folded-offset kernels: export-time layouts and exactness proof -------------------------------
 
+DW3X3_ACCS = 256         # EKD_DW3X3_ACCS
 ACC_LIMIT = 1 << 30      # |acc| below this: doubling for SMMULR and the rounding stay within int32
 
 
@@ -154,6 +155,20 @@ def fc_weights_dsp(w2d) -> np.ndarray:
     w = _pad_to(_pad_to(np.asarray(w2d, np.int8), 1, 4), 0, 4)
     blocks, k4 = w.shape[0] // 4, w.shape[1] // 4
     return w.reshape(blocks, 4, k4, 4).transpose(0, 2, 1, 3).reshape(-1)
+
+
+def dw3x3_weights_dsp(w) -> np.ndarray:
+    """[1, 3, 3, C] int8 -> ekd_dwconv3x3_s8's DSP order: per channel, per filter row, the int16
+    pairs (w0, w1) and (w1, w2) as little-endian bytes."""
+    w = np.asarray(w, np.int16).reshape(3, 3, -1).transpose(2, 0, 1)          # (C, fy, fx)
+    pairs = np.stack([w[..., 0], w[..., 1], w[..., 1], w[..., 2]], axis=-1)   # (C, fy, 4)
+    return pairs.astype("<i2").reshape(-1).view(np.int8)
+
+
+def dw3x3_scratch(out_h: int, out_w: int, stride: int) -> int:
+    """Bytes of EKD_DW3X3_SCRATCH(out_h, out_w, stride): the padded int16 plane and a band of accumulators."""
+    plane_w = stride * ((out_w + 1) & ~1) + 2
+    return 4 * ((plane_w * ((out_h - 1) * stride + 3) + 1) // 2) + 4 * (max(out_w, DW3X3_ACCS) + 2)
 
 
 def conv_gemm_scratch(k: int, out_c: int) -> int:
@@ -321,8 +336,20 @@ class _Lowering:
                       stride_w=sw, dil_h=dh, dil_w=dw, pad_h=ph, pad_w=pw, depth_multiplier=dm,
                       in_offset=-zin, out_offset=zout, act_min=lo, act_max=hi)
         macs = oh * ow * oc * kh * kw * (1 if depthwise else ic)
-        rq = None if depthwise else folded_requant(w.data.reshape(oc, -1), self._bias(op), zin, zout, mult, shift)
-        if rq is not None:
+        w_oc = w.data.reshape(kh * kw, oc).T if depthwise else w.data.reshape(oc, -1)   # (oc, taps)
+        rq = folded_requant(w_oc, self._bias(op), zin, zout, mult, shift)
+        if rq is not None and depthwise and (kh, kw, dm, dh, dw) == (3, 3, 1, 1, 1) and sh == sw and sh in (1, 2):
+            decls = [cgen.comment(f"weights of {_safe_text(w.name)}, shape {list(w.shape)}; input zero point "
+                                  "folded into the bias")]
+            decls += _dsp_or_plain(self.ident(k, "w"), dw3x3_weights_dsp(w.data), w.data.reshape(-1))
+            decls.append(cgen.array_declare(self.ident(k, "rq"), rq.reshape(-1), "int32_t", align=4))
+            decls.append(_struct("ekd_conv_params", pname, fields))
+            call = (f"ekd_dwconv3x3_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {self.ident(k, 'rq')}, {{out}}, "
+                    "{scratch32});")
+            self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, macs,
+                                    scratch=dw3x3_scratch(oh, ow, sh)))
+            return
+        if rq is not None and not depthwise:
             kk = kh * kw * ic
             decls = [cgen.comment(f"weights of {_safe_text(w.name)}, shape {list(w.shape)}; input zero point "
                                   "folded into the bias")]
