@@ -237,6 +237,8 @@ class _Lowering:
         return _safe_text(self.g.tensors[op.outputs[0]].name if op.outputs else f"op{op.index}")
 
     def run(self) -> list:
+        self.fused_pads = self._fusable_pads()
+        skip = {v[3] for v in self.fused_pads.values()}
         for op in self.g.operators:
             layer = self.layer_name(op)
             if op.op in ("DEQUANTIZE", "QUANTIZE") and any(
@@ -249,8 +251,41 @@ class _Lowering:
                 t = self.g.tensors[i]
                 if t.dtype != "INT8":
                     raise UnsupportedOpError(f"{op.op} on {t.dtype}", layer, SUPPORTED_OPS)
-            getattr(self, "lower_" + op.op.lower())(op, layer)
+            if op.index not in skip:
+                getattr(self, "lower_" + op.op.lower())(op, layer)
         return self.steps
+
+    def _fusable_pads(self) -> dict:
+        """PAD ops whose only reader is a convolution: {padded tensor: (source tensor, top, left, pad op
+        index)}. The convolution then reads the source with the extra padding (its padded taps read
+        the zero point, which is the PAD's value), so neither the copy nor its buffer exist."""
+        readers: dict = {}
+        for op in self.g.operators:
+            for i in op.inputs:
+                if i >= 0:
+                    readers.setdefault(i, []).append(op)
+        fused = {}
+        for op in self.g.operators:
+            if op.op not in ("PAD", "PADV2") or len(op.inputs) < 2:
+                continue
+            padded = op.outputs[0]
+            users = readers.get(padded, [])
+            if (padded in self.g.outputs or len(users) != 1 or users[0].op not in ("CONV_2D", "DEPTHWISE_CONV_2D")
+                    or users[0].inputs[0] != padded):
+                continue
+            src, pads_t, dst = self.g.tensors[op.inputs[0]], self.g.tensors[op.inputs[1]], self.g.tensors[padded]
+            if pads_t.data is None or len(src.shape) != 4 or src.scale is None or dst.scale is None:
+                continue
+            pads = pads_t.data.reshape(-1, 2).astype(int)
+            if (pads.shape != (4, 2) or pads[0].any() or pads[3].any() or (pads < 0).any()
+                    or not np.array_equal(src.scale, dst.scale) or not np.array_equal(src.zero_point, dst.zero_point)):
+                continue
+            if op.op == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
+                value = self.g.tensors[op.inputs[2]].data
+                if value is None or int(value.reshape(-1)[0]) != int(dst.zero_point[0]):
+                    continue
+            fused[padded] = (op.inputs[0], int(pads[1, 0]), int(pads[2, 0]), op.index)
+        return fused
 
     # conv-like ---------------------------------------------------------------------------------
     def _per_channel(self, op, layer, inp, w, out, n_out):
@@ -321,6 +356,11 @@ class _Lowering:
             eoh, eow, ph, pw = valid_out(ih, kh, sh, dh), valid_out(iw, kw, sw, dw), 0, 0
         if (eoh, eow) != (oh, ow):
             raise ExportError(f"layer {layer!r}: output {oh}x{ow} does not match the computed {eoh}x{eow}")
+        src = op.inputs[0]
+        if src in self.fused_pads:     # read the PAD's input; its padding joins the convolution's
+            src, top, left, _ = self.fused_pads[src]
+            ih, iw, _ = _nhwc(self.g.tensors[src], layer)
+            ph, pw = ph + top, pw + left
         _, zin = _q1(inp, "input", layer)
         s_out, zout = _q1(out, "output", layer)
         lo, hi = activation_range(o.get("fusedActivationFunction", 0), s_out, zout)
@@ -346,7 +386,7 @@ class _Lowering:
             decls.append(_struct("ekd_conv_params", pname, fields))
             call = (f"ekd_dwconv3x3_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {self.ident(k, 'rq')}, {{out}}, "
                     "{scratch32});")
-            self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, macs,
+            self.steps.append(_Step(op, layer, call, [src], op.outputs[0], decls, macs,
                                     scratch=dw3x3_scratch(oh, ow, sh)))
             return
         if rq is not None and not depthwise:
@@ -358,7 +398,7 @@ class _Lowering:
             decls.append(_struct("ekd_conv_params", pname, fields))
             call = (f"ekd_conv_gemm_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {self.ident(k, 'rq')}, {{out}}, "
                     "{scratch32});")
-            self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, macs,
+            self.steps.append(_Step(op, layer, call, [src], op.outputs[0], decls, macs,
                                     scratch=conv_gemm_scratch(kk, oc)))
             return
         decls, bname = self._weights_decls(k, w, self._bias(op), mult, shift, oc)
@@ -369,7 +409,7 @@ class _Lowering:
         else:
             kk = kh * kw * ic
             call, scratch = f"ekd_conv2d_s8(&{pname}, {{in0}}, {w_args}, {{out}}, {{scratch}});", 4 * (kk + kk % 2)
-        self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, macs, scratch=scratch))
+        self.steps.append(_Step(op, layer, call, [src], op.outputs[0], decls, macs, scratch=scratch))
 
     def lower_conv_2d(self, op, layer):
         self._conv(op, layer, depthwise=False)
