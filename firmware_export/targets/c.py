@@ -29,6 +29,8 @@ import numpy as np
 from .. import cgen
 from ..errors import ExportError, UnsupportedOpError
 from ..tflite_reader import Graph, Operator, Tensor, read_tflite
+from .arena import (ELEMENTWISE_OVERLAP, ArenaPlan, channel_planes_overlap, gathered_groups_overlap,  # noqa: F401
+                    plan_arena, rows_overlap, window_overlap)
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 RUNTIME_FILES = ("edgekd_nn.h", "edgekd_nn.c")
@@ -202,6 +204,7 @@ class _Step:
     macs: int = 0
     alias: bool = False     # reshape-like: output shares the input's storage, no call
     scratch: int = 0        # bytes of arena scratch the kernel needs during this step only
+    overlap: dict = field(default_factory=dict)   # input tensor -> allowed offset(out) - offset(in) (arena.py)
 
 
 def _q1(t: Tensor, what: str, layer: str) -> tuple[float, int]:
@@ -387,7 +390,8 @@ class _Lowering:
             call = (f"ekd_dwconv3x3_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {self.ident(k, 'rq')}, {{out}}, "
                     "{scratch32});")
             self.steps.append(_Step(op, layer, call, [src], op.outputs[0], decls, macs,
-                                    scratch=dw3x3_scratch(oh, ow, sh)))
+                                    scratch=dw3x3_scratch(oh, ow, sh),
+                                    overlap={src: channel_planes_overlap(ih * iw, oh * ow, oc)}))
             return
         if rq is not None and not depthwise:
             kk = kh * kw * ic
@@ -399,7 +403,9 @@ class _Lowering:
             call = (f"ekd_conv_gemm_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {self.ident(k, 'rq')}, {{out}}, "
                     "{scratch32});")
             self.steps.append(_Step(op, layer, call, [src], op.outputs[0], decls, macs,
-                                    scratch=conv_gemm_scratch(kk, oc)))
+                                    scratch=conv_gemm_scratch(kk, oc),
+                                    overlap={src: gathered_groups_overlap((ih, iw, ic), (oh, ow, oc), (sh, sw),
+                                                                          (ph, pw), 3)}))
             return
         decls, bname = self._weights_decls(k, w, self._bias(op), mult, shift, oc)
         decls.append(_struct("ekd_conv_params", pname, fields))
@@ -409,7 +415,9 @@ class _Lowering:
         else:
             kk = kh * kw * ic
             call, scratch = f"ekd_conv2d_s8(&{pname}, {{in0}}, {w_args}, {{out}}, {{scratch}});", 4 * (kk + kk % 2)
-        self.steps.append(_Step(op, layer, call, [src], op.outputs[0], decls, macs, scratch=scratch))
+        # the older forms: ekd_conv2d_s8 gathers 2 pixels into scratch first; ekd_dwconv2d_s8 shares nothing
+        overlap = {} if depthwise else {src: gathered_groups_overlap((ih, iw, ic), (oh, ow, oc), (sh, sw), (ph, pw), 2)}
+        self.steps.append(_Step(op, layer, call, [src], op.outputs[0], decls, macs, scratch=scratch, overlap=overlap))
 
     def lower_conv_2d(self, op, layer):
         self._conv(op, layer, depthwise=False)
@@ -442,14 +450,14 @@ class _Lowering:
                       params]
             call = f"ekd_fc_gemv_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {self.ident(k, 'rq')}, {{out}}, {{scratch32}});"
             self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, rows * n_in * n_out,
-                                    scratch=fc_gemv_scratch(n_in)))
+                                    scratch=fc_gemv_scratch(n_in), overlap={op.inputs[0]: rows_overlap(rows, n_in, n_out)}))
             return
         decls, bname = self._weights_decls(k, w, self._bias(op), mult, shift, n_out)
         decls.append(params)
         call = (f"ekd_fc_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {bname}, {self.ident(k, 'mult')}, "
                 f"{self.ident(k, 'shift')}, {{out}}, {{scratch}});")
         self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, rows * n_in * n_out,
-                                scratch=2 * n_in))
+                                scratch=2 * n_in, overlap={op.inputs[0]: rows_overlap(rows, n_in, n_out)}))
 
     # pooling -----------------------------------------------------------------------------------
     def _pool(self, op, layer, fn):
@@ -476,7 +484,9 @@ class _Lowering:
         decls = [_struct("ekd_pool_params", pname, dict(in_h=ih, in_w=iw, c=c, out_h=oh, out_w=ow, k_h=kh, k_w=kw,
                                                          stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw,
                                                          act_min=lo, act_max=hi))]
-        self.steps.append(_Step(op, layer, f"{fn}(&{pname}, {{in0}}, {{out}});", [op.inputs[0]], op.outputs[0], decls))
+        overlap = {op.inputs[0]: window_overlap((ih, iw, c), (oh, ow, c), (sh, sw), (ph, pw))}
+        self.steps.append(_Step(op, layer, f"{fn}(&{pname}, {{in0}}, {{out}});", [op.inputs[0]], op.outputs[0], decls,
+                                overlap=overlap))
 
     def lower_average_pool_2d(self, op, layer):
         self._pool(op, layer, "ekd_avgpool_s8")
@@ -506,7 +516,8 @@ class _Lowering:
                                                         in2_mult=m2, in2_shift=s2, out_mult=mo, out_shift=so_,
                                                         act_min=lo, act_max=hi))]
         self.steps.append(_Step(op, layer, f"ekd_add_s8(&{pname}, {{in0}}, {{in1}}, {{out}});",
-                                [op.inputs[0], op.inputs[1]], op.outputs[0], decls))
+                                [op.inputs[0], op.inputs[1]], op.outputs[0], decls,
+                                overlap={op.inputs[0]: ELEMENTWISE_OVERLAP, op.inputs[1]: ELEMENTWISE_OVERLAP}))
 
     def _requant(self, op, layer, lo_hi, real_from_scales):
         k = op.index
@@ -519,7 +530,7 @@ class _Lowering:
         decls = [_struct("ekd_requant_params", pname, dict(size=out.size, in_zero_point=zi, out_zero_point=zo,
                                                             mult=m, shift=s, act_min=lo, act_max=hi))]
         self.steps.append(_Step(op, layer, f"ekd_requant_s8(&{pname}, {{in0}}, {{out}});", [op.inputs[0]],
-                                op.outputs[0], decls))
+                                op.outputs[0], decls, overlap={op.inputs[0]: ELEMENTWISE_OVERLAP}))
 
     @staticmethod
     def _f32_ratio(si, so):  # float32 division, then widened (ReluPrepare / QuantizePrepare)
@@ -607,38 +618,6 @@ def _struct(ctype: str, name: str, fields: dict) -> str:
     cgen.check_identifier(name)
     body = ",\n".join(f"    .{cgen.check_identifier(k)} = {int(v)}" for k, v in fields.items())
     return f"static const {ctype} {name} = {{\n{body}\n}};\n"
-
-
-# ---- static arena planning ----------------------------------------------------------------------
-
-@dataclass
-class ArenaPlan:
-    size: int
-    offsets: dict        # storage root tensor index -> byte offset
-    lifetimes: dict      # root -> (first step, last step)
-    sizes: dict          # root -> bytes (aligned)
-
-
-def plan_arena(buffers: dict, align: int = 4) -> ArenaPlan:
-    """Greedy first-fit by decreasing size over buffers {id: (size, first, last)}; buffers whose
-    lifetimes (inclusive step ranges) overlap never share bytes, dead ones are reused."""
-    sizes = {b: -(-int(s) // align) * align for b, (s, _, _) in buffers.items()}
-    order = sorted(buffers, key=lambda b: (-sizes[b], buffers[b][1], str(b)))
-    placed: list = []
-    offsets = {}
-    for b in order:
-        _, first, last = buffers[b]
-        busy = sorted((offsets[p], offsets[p] + sizes[p]) for p in placed
-                      if not (buffers[p][2] < first or last < buffers[p][1]))
-        off = 0
-        for lo, hi in busy:
-            if off + sizes[b] <= lo:
-                break
-            off = max(off, hi)
-        offsets[b] = off
-        placed.append(b)
-    size = max((offsets[b] + sizes[b] for b in buffers), default=0)
-    return ArenaPlan(size, offsets, {b: (f, l) for b, (_, f, l) in buffers.items()}, sizes)
 
 
 # ---- model object -------------------------------------------------------------------------------
@@ -862,7 +841,14 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
                 buffers[r] = (size, min(first, k), max(last, k))
         if s.scratch:
             buffers[("scratch", k)] = (s.scratch, k, k)
-    plan = plan_arena(buffers)
+    overlaps = {}      # a kernel writing over the part of a dying input it no longer reads
+    for k, s in enumerate(steps):
+        o = root.get(s.output)
+        for t, allowed in s.overlap.items():
+            x = root.get(t)
+            if isinstance(o, int) and isinstance(x, int) and o != x and buffers[x][2] == k:
+                overlaps[(o, x)] = allowed
+    plan = plan_arena(buffers, overlaps=overlaps)
 
     def ref(t):
         r = root[t]
