@@ -573,7 +573,12 @@ void ekd_copy_s8(const int8_t *in, int8_t *out, int32_t n)
  * t = SMMULR(2 acc, m) = (2 acc m + 2^31) >> 32, the same integer. */
 static inline int32_t ekd_rq_out(int32_t acc, const int32_t *rq, int32_t lo, int32_t hi)
 {
+#if EKD_NN_USE_DSP
+    int32_t t;
+    __asm__("smmulr %0, %1, %2" : "=r"(t) : "r"(acc * 2), "r"(rq[0]));
+#else
     const int32_t t = (int32_t)(((int64_t)acc * rq[0] + ((int64_t)1 << 30)) >> 31);
+#endif
     return ekd_clamp((t + rq[2] + (t >> 31)) >> rq[1], lo, hi);
 }
 
@@ -1337,5 +1342,16 @@ void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
             }
         }
 #endif
+    }
+}
+
+void ekd_add_lut_s8(const ekd_add_params *p, const int8_t *a, const int8_t *b, const int32_t *lut,
+                    const int32_t *rq, int8_t *out)
+{
+    const int32_t size = p->size, lo = p->act_min, hi = p->act_max;
+    const int32_t *lut_a = lut + 128, *lut_b = lut + 384;
+    int32_t i;
+    for (i = 0; i < size; ++i) {
+        out[i] = (int8_t)ekd_rq_out(lut_a[a[i]] + lut_b[b[i]], rq, lo, hi);
     }
 }

@@ -185,6 +185,12 @@ void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
 void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
                       int8_t *out, int32_t *scratch);
 
+/* ADD with each input's rescaling (TFLite's left shift 20 and per-input multiplier) read from
+ * a table of 256 int32 per input (lut[0..255] for a + 128, lut[256..511] for b + 128), then the
+ * output requantization of one EKD_RQ_WORDS record (its bias unused). */
+void ekd_add_lut_s8(const ekd_add_params *p, const int8_t *a, const int8_t *b, const int32_t *lut,
+                    const int32_t *rq, int8_t *out);
+
 /* Fully connected, four outputs per pass. DSP weights: per block of 4 output rows (zero rows
  * complete the last), for each step of 4 inputs (zero padded), the 4 rows' 4 bytes in row order.
  * Scratch: EKD_FC_GEMV_SCRATCH(in_n) bytes. */

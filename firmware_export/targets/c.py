@@ -62,6 +62,20 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return int(q_fixed), int(shift)
 
 
+def mbqm(x: int, multiplier: int, shift: int) -> int:
+    """TFLite's MultiplyByQuantizedMultiplier on Python ints (int32 inputs): left shift, saturating
+    rounding doubling high multiply, rounding divide by a power of two (ties away from zero)."""
+    left, right = max(shift, 0), max(-shift, 0)
+    x = int(x) * (1 << left)
+    if x == multiplier == -(1 << 31):
+        high = (1 << 31) - 1
+    else:
+        high = (x * int(multiplier) + (1 << 30)) >> 31
+    mask = (1 << right) - 1
+    threshold = (mask >> 1) + (1 if high < 0 else 0)
+    return (high >> right) + (1 if (high & mask) > threshold else 0)
+
+
 def _round_away(x: float) -> int:
     return int(math.copysign(math.floor(abs(x) + 0.5), x))
 
@@ -107,15 +121,20 @@ def folded_requant(w2d, bias, zin: int, zout: int, mult, shift):
     (``EKD_RQ_WORDS``), or None where they would not be exact.
 
     ``bias' = bias - zin * sum(w)`` takes the input offset out of the MAC loop (a padded tap then
-    reads ``zin``); ``round = 2^(r-1) + zout * 2^r``. Conditions, checked for every channel: no
-    left shift (``shift <= -1``), ``|acc| < 2^30`` for every int8 input (``|bias'| + 128 sum|w|``),
-    and ``|t| + |round| + 1 < 2^31`` for the high product ``t``.
+    reads ``zin``); every int8 input keeps ``|acc| <= |bias'| + 128 sum|w|``.
     """
     w = np.asarray(w2d, dtype=np.int64).reshape(len(mult), -1)
     b = np.zeros(len(w), np.int64) if bias is None else np.asarray(bias.data, np.int64).reshape(-1)
     folded = b - int(zin) * w.sum(1)
-    acc_max = np.abs(folded) + 128 * np.abs(w).sum(1)
+    return requant_records(mult, shift, zout, np.abs(folded) + 128 * np.abs(w).sum(1), folded)
+
+
+def requant_records(mult, shift, zout: int, acc_max, bias):
+    """``[m, r, 2^(r-1) + zout 2^r, bias]`` per channel, or None unless, for every channel, there is
+    no left shift (``shift <= -1``), ``|acc| <= acc_max < 2^30`` and ``|t| + |round| + 1 < 2^31``
+    for the high product ``t`` (then the runtime's single-shift requantization equals TFLite's)."""
     m, s = np.asarray(mult, np.int64), np.asarray(shift, np.int64)
+    acc_max = np.broadcast_to(np.asarray(acc_max, np.int64), m.shape)
     if np.any(acc_max >= ACC_LIMIT) or np.any(s > -1) or np.any(s < -31) or np.any(m <= 0):
         return None
     r = -s
@@ -123,7 +142,7 @@ def folded_requant(w2d, bias, zin: int, zout: int, mult, shift):
     t_max = ((acc_max * m + (1 << 30)) >> 31) + 1
     if np.any(t_max + np.abs(rnd) + 1 >= 1 << 31):
         return None
-    return np.stack([m, r, rnd, folded], axis=1)
+    return np.stack([m, r, rnd, np.broadcast_to(np.asarray(bias, np.int64), m.shape)], axis=1)
 
 
 def rq_records(rq, multiple: int) -> np.ndarray:
@@ -515,7 +534,17 @@ class _Lowering:
                                                         left_shift=left_shift, in1_mult=m1, in1_shift=s1,
                                                         in2_mult=m2, in2_shift=s2, out_mult=mo, out_shift=so_,
                                                         act_min=lo, act_max=hi))]
-        self.steps.append(_Step(op, layer, f"ekd_add_s8(&{pname}, {{in0}}, {{in1}}, {{out}});",
+        # each input's rescaling depends on its int8 value only: a table per input, computed here
+        lut = np.array([[mbqm((v - z) * (1 << left_shift), m, sh) for v in range(-128, 128)]
+                        for z, m, sh in ((za, m1, s1), (zb, m2, s2))], np.int64)
+        rq = requant_records([mo], [so_], zo, 2 * int(np.abs(lut).max()), 0)
+        if rq is not None:
+            decls += [cgen.array_declare(self.ident(k, "lut"), lut.reshape(-1), "int32_t", align=4),
+                      cgen.array_declare(self.ident(k, "rq"), rq.reshape(-1), "int32_t", align=4)]
+            call = f"ekd_add_lut_s8(&{pname}, {{in0}}, {{in1}}, {self.ident(k, 'lut')}, {self.ident(k, 'rq')}, {{out}});"
+        else:
+            call = f"ekd_add_s8(&{pname}, {{in0}}, {{in1}}, {{out}});"
+        self.steps.append(_Step(op, layer, call,
                                 [op.inputs[0], op.inputs[1]], op.outputs[0], decls,
                                 overlap={op.inputs[0]: ELEMENTWISE_OVERLAP, op.inputs[1]: ELEMENTWISE_OVERLAP}))
 
