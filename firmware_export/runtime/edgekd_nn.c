@@ -1048,12 +1048,22 @@ static int32_t ekd_dup8(int32_t v)
 /* n raw int8 values (n % 4 == 0) into (x0,x2), (x1,x3) word pairs, stride words apart */
 static int32_t *ekd_pairs(const int8_t *x, int32_t n, int32_t *dst, int32_t stride)
 {
-    int32_t i;
-    for (i = 0; i < n; i += 4) {
-        const int32_t v = ekd_read4(x + i);
+    const int8_t *end = x + n;
+    if (n & 4) {
+        const int32_t v = ekd_read4(x);
         dst[0] = (int32_t)__sxtb16(v);
         dst[1] = (int32_t)ekd_sxtb16_ror8(v);
         dst += stride;
+        x += 4;
+    }
+    while (x < end) {   /* two words per pass: the loads pipeline */
+        const int32_t v = ekd_read4(x), u = ekd_read4(x + 4);
+        dst[0] = (int32_t)__sxtb16(v);
+        dst[1] = (int32_t)ekd_sxtb16_ror8(v);
+        dst[stride] = (int32_t)__sxtb16(u);
+        dst[stride + 1] = (int32_t)ekd_sxtb16_ror8(u);
+        dst += 2 * stride;
+        x += 8;
     }
     return dst;
 }
@@ -1169,6 +1179,9 @@ void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
     int32_t pix, j;
 #if EKD_NN_USE_DSP
     int8_t *bytes = tmp + 4 * ((out_c * 3 + 3) / 4);
+    /* a 1x1 kernel over every pixel: each column is the input pixel itself */
+    const int pointwise = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0
+                          && p->pad_w == 0 && p->in_h == p->out_h && p->in_w == p->out_w && (k & 3) == 0;
     ekd_gemm_job job;
     job.cols = scratch;
     job.w = w;
@@ -1187,7 +1200,11 @@ void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
         int8_t *dst = n == EKD_GEMM_PIXELS ? out + pix * out_c : tmp;
 #if EKD_NN_USE_DSP
         for (j = 0; j < n; ++j) {   /* a partial group computes stale columns into tmp */
-            ekd_column_dsp(p, in, (pix + j) / out_w, (pix + j) % out_w, scratch + 2 * j, bytes, k4);
+            if (pointwise) {
+                ekd_pairs(in + (pix + j) * k, 4 * k4, scratch + 2 * j, 6);
+            } else {
+                ekd_column_dsp(p, in, (pix + j) / out_w, (pix + j) % out_w, scratch + 2 * j, bytes, k4);
+            }
         }
         job.rq = rq;
         job.out = dst;
