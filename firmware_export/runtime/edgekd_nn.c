@@ -892,6 +892,20 @@ typedef char ekd_check_dw_job[(offsetof(ekd_dw_job, stride) == 44 && offsetof(ek
 
 void ekd_dw3x3_dsp(const ekd_dw_job *job);
 
+typedef struct {
+    const int8_t *src;      /* 0: channel c of the first input pixel copied */
+    int16_t *dst;           /* 4: its place in the plane */
+    int32_t n;              /* 8: pixels per row, >= 1 */
+    int32_t rows;           /* 12: >= 1 (used up by the call) */
+    int32_t step;           /* 16: bytes between input pixels (the channel count) */
+    int32_t src_row;        /* 20: bytes between input rows */
+    int32_t dst_row;        /* 24: bytes between plane rows */
+} ekd_fill_job;
+
+typedef char ekd_check_fill_job[(offsetof(ekd_fill_job, dst_row) == 24) ? 1 : -1];
+
+void ekd_plane_fill_dsp(ekd_fill_job *job);   /* counts job->rows down */
+
 /* Pass 1 runs the three filter rows over the plane, row by row, into accs (stride 1: two outputs
  * per iteration, A = (P[x], P[x+1]), B = (P[x+2], P[x+3]): out[x] = SMLAD(A, w01) + SMLABT(B, w12),
  * out[x+1] = SMLATB(A, w01) + SMLAD(B, w12); an odd row's extra value is overwritten by the next
@@ -1033,6 +1047,55 @@ __asm__(
     "8:  add     sp, sp, #24\n"
     "    pop     {r4-r11, pc}\n"
     "    .size   ekd_dw3x3_dsp, . - ekd_dw3x3_dsp\n"
+    /* one channel of the input into the plane: four loads, then two halfword pairs per pass */
+    "    .section .text.ekd_plane_fill_dsp,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global ekd_plane_fill_dsp\n"
+    "    .type   ekd_plane_fill_dsp, %function\n"
+    "    .thumb_func\n"
+    "ekd_plane_fill_dsp:\n"
+    "    push    {r4-r11, lr}\n"
+    "    ldr     r1, [r0, #0]\n"
+    "    ldr     r2, [r0, #4]\n"
+    "    ldr     r5, [r0, #16]\n"
+    "    ldr     r7, [r0, #12]\n"
+    "    add     r8, r5, r5\n"
+    "    add     r9, r8, r5\n"
+    "    lsl     r10, r5, #2\n"
+    "1:  mov     r11, r1\n"
+    "    mov     r12, r2\n"
+    "    ldr     lr, [r0, #8]\n"
+    "    subs    lr, lr, #4\n"
+    "    blt     3f\n"
+    "2:  ldrsb   r3, [r11]\n"
+    "    ldrsb   r4, [r11, r5]\n"
+    "    ldrsb   r6, [r11, r8]\n"
+    "    ldrsb   r7, [r11, r9]\n"
+    "    add     r11, r11, r10\n"
+    "    pkhbt   r3, r3, r4, lsl #16\n"
+    "    pkhbt   r6, r6, r7, lsl #16\n"
+    "    str     r3, [r12]\n"
+    "    str     r6, [r12, #4]\n"
+    "    add     r12, r12, #8\n"
+    "    subs    lr, lr, #4\n"
+    "    bge     2b\n"
+    "3:  adds    lr, lr, #4\n"
+    "    beq     5f\n"
+    "4:  ldrsb   r3, [r11]\n"
+    "    add     r11, r11, r5\n"
+    "    strh    r3, [r12], #2\n"
+    "    subs    lr, lr, #1\n"
+    "    bne     4b\n"
+    "5:  ldr     r3, [r0, #20]\n"
+    "    ldr     r4, [r0, #24]\n"
+    "    ldr     r7, [r0, #12]\n"
+    "    add     r1, r1, r3\n"
+    "    add     r2, r2, r4\n"
+    "    subs    r7, r7, #1\n"
+    "    str     r7, [r0, #12]\n"
+    "    bne     1b\n"
+    "    pop     {r4-r11, pc}\n"
+    "    .size   ekd_plane_fill_dsp, . - ekd_plane_fill_dsp\n"
     "    .text\n");
 
 static int32_t ekd_dup16(int32_t v)
@@ -1306,7 +1369,7 @@ void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
     const int32_t x0 = pad_l, x1 = pad_l + in_w < pw ? pad_l + in_w : pw;
     const int16_t zp = (int16_t)(-p->in_offset);
     int16_t *plane = (int16_t *)scratch;
-    int32_t c, y, x;
+    int32_t c, y;
 #if EKD_NN_USE_DSP
     ekd_dw_job job;
     const int32_t band = out_w > EKD_DW3X3_ACCS ? 1 : EKD_DW3X3_ACCS / out_w;   /* output rows per pass */
@@ -1323,14 +1386,29 @@ void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
     }
     for (c = 0; c < ch; ++c) {
         const int32_t *r = rq + EKD_RQ_WORDS * c;
+#if EKD_NN_USE_DSP
+        if (y1 > y0 && x1 > x0) {
+            ekd_fill_job fill;
+            fill.src = in + ((y0 - pad_t) * in_w + (x0 - pad_l)) * ch + c;
+            fill.dst = plane + y0 * pw + x0;
+            fill.n = x1 - x0;
+            fill.rows = y1 - y0;
+            fill.step = ch;
+            fill.src_row = in_w * ch;
+            fill.dst_row = 2 * pw;
+            ekd_plane_fill_dsp(&fill);
+        }
+#else
         for (y = y0; y < y1; ++y) {
             const int8_t *src = in + ((y - pad_t) * in_w + (x0 - pad_l)) * ch + c;
             int16_t *dst = plane + y * pw;
+            int32_t x;
             for (x = x0; x < x1; ++x) {
                 dst[x] = *src;
                 src += ch;
             }
         }
+#endif
 #if EKD_NN_USE_DSP
         job.w = (const int32_t *)(const void *)(w + 24 * c);
         job.rq = r;
@@ -1343,6 +1421,7 @@ void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
 #else
         {
             int8_t *o = out + c;
+            int32_t x;
             for (y = 0; y < out_h; ++y) {
                 for (x = 0; x < out_w; ++x) {
                     const int16_t *q = plane + y * s * pw + x * s;
