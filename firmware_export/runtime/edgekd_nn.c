@@ -1142,6 +1142,21 @@ static int32_t *ekd_pad_pairs(int32_t pair, int32_t n, int32_t *dst, int32_t str
     return dst;
 }
 
+/* n bytes, a word at a time (unaligned words are single loads and stores on these cores) */
+static int8_t *ekd_copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
+{
+    for (; n >= 4; n -= 4) {
+        const int32_t v = ekd_read4(src);
+        __builtin_memcpy(dst, &v, 4);
+        src += 4;
+        dst += 4;
+    }
+    for (; n > 0; --n) {
+        *dst++ = *src++;
+    }
+    return dst;
+}
+
 /* one column of the 3-column block: slot (0..2) of each 6-word step */
 static void ekd_column_dsp(const ekd_conv_params *p, const int8_t *in, int32_t oy, int32_t ox, int32_t *col,
                            int8_t *bytes, int32_t k4)
@@ -1158,7 +1173,7 @@ static void ekd_column_dsp(const ekd_conv_params *p, const int8_t *in, int32_t o
     } else {                    /* gather bytes first, zero the tail to a multiple of 4, then widen */
         int8_t *b = bytes;
         int32_t i;
-#define EKD_RUN_BYTES(src, n) do { for (i = 0; i < (n); ++i) b[i] = (src)[i]; b += (n); } while (0)
+#define EKD_RUN_BYTES(src, n) b = ekd_copy_bytes(b, (src), (n))
 #define EKD_PAD_BYTES(n) do { for (i = 0; i < (n); ++i) b[i] = zp; b += (n); } while (0)
         EKD_GATHER(p, in, oy, ox, EKD_RUN_BYTES, EKD_PAD_BYTES);
 #undef EKD_RUN_BYTES
