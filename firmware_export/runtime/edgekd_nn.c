@@ -1387,7 +1387,7 @@ void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
     int32_t c, y;
 #if EKD_NN_USE_DSP
     ekd_dw_job job;
-    const int32_t band = out_w > EKD_DW3X3_ACCS ? 1 : EKD_DW3X3_ACCS / out_w;   /* output rows per pass */
+    const int32_t band = EKD_DW3X3_BAND(out_h, out_w);
     job.step = ch;
     job.out_w = out_w;
     job.row_bytes = 2 * pw;

@@ -181,7 +181,10 @@ void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
 #define EKD_DW3X3_ACCS 256      /* accumulators per pass (a band of whole output rows; at least one row) */
 #define EKD_DW3X3_SCRATCH(out_h, out_w, stride) \
     (4 * ((EKD_DW3X3_PLANE_W(out_w, stride) * (((out_h) - 1) * (stride) + 3) + 1) / 2) \
-     + 4 * ((out_w) > EKD_DW3X3_ACCS ? (out_w) + 2 : EKD_DW3X3_ACCS + 2))
+     + 4 * (EKD_DW3X3_BAND(out_h, out_w) * (out_w) + 2))
+/* output rows per pass: as many whole rows as EKD_DW3X3_ACCS holds, at least one, at most out_h */
+#define EKD_DW3X3_BAND(out_h, out_w) \
+    ((out_w) > EKD_DW3X3_ACCS ? 1 : ((out_h) < EKD_DW3X3_ACCS / (out_w) ? (out_h) : EKD_DW3X3_ACCS / (out_w)))
 void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
                       int8_t *out, int32_t *scratch);
 

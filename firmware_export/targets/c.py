@@ -189,7 +189,8 @@ def dw3x3_weights_dsp(w) -> np.ndarray:
 def dw3x3_scratch(out_h: int, out_w: int, stride: int) -> int:
     """Bytes of EKD_DW3X3_SCRATCH(out_h, out_w, stride): the padded int16 plane and a band of accumulators."""
     plane_w = stride * ((out_w + 1) & ~1) + 2
-    return 4 * ((plane_w * ((out_h - 1) * stride + 3) + 1) // 2) + 4 * (max(out_w, DW3X3_ACCS) + 2)
+    band = 1 if out_w > DW3X3_ACCS else min(out_h, DW3X3_ACCS // out_w)
+    return 4 * ((plane_w * ((out_h - 1) * stride + 3) + 1) // 2) + 4 * (band * out_w + 2)
 
 
 def conv_gemm_scratch(k: int, out_c: int) -> int:
