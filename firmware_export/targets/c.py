@@ -530,24 +530,30 @@ class _Lowering:
         m2, s2 = quantize_multiplier(float(np.float32(sb)) / twice_max)
         mo, so_ = quantize_multiplier(twice_max / float(np.float32(1 << left_shift) * np.float32(so)))
         lo, hi = activation_range(op.options.get("fusedActivationFunction", 0), so, zo)
+        fields = dict(in1_offset=-za, in2_offset=-zb, out_offset=zo, left_shift=left_shift, in1_mult=m1, in1_shift=s1,
+                      in2_mult=m2, in2_shift=s2, out_mult=mo, out_shift=so_, act_min=lo, act_max=hi)
         pname = self.ident(k, "p")
-        decls = [_struct("ekd_add_params", pname, dict(size=out.size, in1_offset=-za, in2_offset=-zb, out_offset=zo,
-                                                        left_shift=left_shift, in1_mult=m1, in1_shift=s1,
-                                                        in2_mult=m2, in2_shift=s2, out_mult=mo, out_shift=so_,
-                                                        act_min=lo, act_max=hi))]
-        # each input's rescaling depends on its int8 value only: a table per input, computed here
-        lut = np.array([[mbqm((v - z) * (1 << left_shift), m, sh) for v in range(-128, 128)]
-                        for z, m, sh in ((za, m1, s1), (zb, m2, s2))], np.int64)
-        rq = requant_records([mo], [so_], zo, 2 * int(np.abs(lut).max()), 0)
-        if rq is not None:
-            decls += [cgen.array_declare(self.ident(k, "lut"), lut.reshape(-1), "int32_t", align=4),
-                      cgen.array_declare(self.ident(k, "rq"), rq.reshape(-1), "int32_t", align=4)]
-            call = f"ekd_add_lut_s8(&{pname}, {{in0}}, {{in1}}, {self.ident(k, 'lut')}, {self.ident(k, 'rq')}, {{out}});"
-        else:
-            call = f"ekd_add_s8(&{pname}, {{in0}}, {{in1}}, {{out}});"
-        self.steps.append(_Step(op, layer, call,
-                                [op.inputs[0], op.inputs[1]], op.outputs[0], decls,
+        call, tables = self._add_call(k, pname, fields)
+        decls = [_struct("ekd_add_params", pname, dict(size=out.size, **fields))] + tables
+        self.steps.append(_Step(op, layer, call, [op.inputs[0], op.inputs[1]], op.outputs[0], decls,
                                 overlap={op.inputs[0]: ELEMENTWISE_OVERLAP, op.inputs[1]: ELEMENTWISE_OVERLAP}))
+
+    def _add_call(self, k, pname, fields):
+        """The call of a same-shape ADD with ``ekd_add_params`` fields, and the tables it needs: each
+        input's rescaling depends on its int8 value only, so a table of 256 per input computed here
+        (ekd_add_lut_s8) where the output requantization allows the folded form, else ekd_add_s8."""
+        ls = fields["left_shift"]
+        lut = np.array([[mbqm((v + off) * (1 << ls), m, sh) for v in range(-128, 128)]
+                        for off, m, sh in ((fields["in1_offset"], fields["in1_mult"], fields["in1_shift"]),
+                                           (fields["in2_offset"], fields["in2_mult"], fields["in2_shift"]))], np.int64)
+        rq = requant_records([fields["out_mult"]], [fields["out_shift"]], fields["out_offset"],
+                             2 * int(np.abs(lut).max()), 0)
+        if rq is None:
+            return f"ekd_add_s8(&{pname}, {{in0}}, {{in1}}, {{out}});", []
+        tables = [cgen.array_declare(self.ident(k, "lut"), lut.reshape(-1), "int32_t", align=4),
+                  cgen.array_declare(self.ident(k, "rq"), rq.reshape(-1), "int32_t", align=4)]
+        return (f"ekd_add_lut_s8(&{pname}, {{in0}}, {{in1}}, {self.ident(k, 'lut')}, {self.ident(k, 'rq')}, {{out}});",
+                tables)
 
     def _requant(self, op, layer, lo_hi, real_from_scales):
         k = op.index
