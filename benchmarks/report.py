@@ -22,7 +22,8 @@ from edgekd.io import atomic_path, atomic_write_text
 
 CYCLE_NOTE = ("Cortex-M cycles are ESTIMATES: instructions executed in the unicorn emulator, weighted by a "
               "per-core cost model from the Cortex-M technical reference manuals (no wait states, no bus "
-              "contention). Cortex-M7 (dual issue) is reported in instructions only.")
+              "contention); the Cortex-M7 by an in-order dual-issue schedule of each basic block (see "
+              "benchmarks/mcu/costmodel.py).")
 
 
 # ---- document model: sections of paragraphs, tables and images, rendered twice ----------------
