@@ -106,5 +106,5 @@ def banner(what: str, config: dict | None = None) -> str:
 
 
 def include_guard(name: str, body: str) -> str:
-    guard = check_identifier(c_identifier(name).upper() + "_H_")
+    guard = check_identifier(c_identifier(name).upper()[:60] + "_H_")  # 63 significant characters in all
     return f"#ifndef {guard}\n#define {guard}\n\n{body}\n#endif /* {guard} */\n"

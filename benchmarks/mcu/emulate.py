@@ -45,12 +45,7 @@ class Trace:
 
     def cycles(self, model: CostModel) -> int:
         """Estimated cycles under a per-core cost model (see costmodel.py: an estimate)."""
-        total = 0
-        for insns, count, taken in self.blocks.values():
-            total += count * model.block_cost(insns)
-            if insns:
-                total += taken * model.taken_cost(insns[-1])
-        return total
+        return sum(model.cycles_of(insns, count, taken) for insns, count, taken in self.blocks.values())
 
 
 class Emulator:
@@ -108,7 +103,7 @@ class Emulator:
             if model is None:
                 totals[name] += count * len(insns)
             else:
-                totals[name] += count * model.block_cost(insns) + (taken * model.taken_cost(insns[-1]) if insns else 0)
+                totals[name] += model.cycles_of(insns, count, taken)
         return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
     def _new_uc(self):

@@ -563,3 +563,906 @@ void ekd_copy_s8(const int8_t *in, int8_t *out, int32_t n)
         out[i] = in[i];
     }
 }
+
+/* ---- folded-offset kernels (see edgekd_nn.h) ------------------------------------------------- */
+
+/* Why the requantization is exact: with |acc| < 2^30 (proven at export), TFLite's saturating
+ * rounding doubling high multiply (acc * m + 2^30) >> 31 cannot saturate, and its rounding divide
+ * by 2^r (ties away from zero) equals (t + 2^(r-1) - (t < 0)) >> r for r >= 1; adding
+ * out_zero_point * 2^r before the shift adds out_zero_point after it. On the DSP path
+ * t = SMMULR(2 acc, m) = (2 acc m + 2^31) >> 32, the same integer. */
+static inline int32_t ekd_rq_out(int32_t acc, const int32_t *rq, int32_t lo, int32_t hi)
+{
+#if EKD_NN_USE_DSP
+    int32_t t;
+    __asm__("smmulr %0, %1, %2" : "=r"(t) : "r"(acc * 2), "r"(rq[0]));
+#else
+    const int32_t t = (int32_t)(((int64_t)acc * rq[0] + ((int64_t)1 << 30)) >> 31);
+#endif
+    return ekd_clamp((t + rq[2] + (t >> 31)) >> rq[1], lo, hi);
+}
+
+/* Receptive field of output pixel (oy, ox) in the weights' (fy, fx, ic) order as raw values; a tap
+ * in the padding reads the input zero point (= -in_offset), which the folded bias expects. Calls
+ * put(ctx, src, n) for each run of n input bytes and pad(ctx, n) for n padded values. */
+#define EKD_GATHER(p, in, oy, ox, RUN, PAD)                                                          \
+    do {                                                                                             \
+        const int32_t in_h_ = (p)->in_h, in_w_ = (p)->in_w, in_c_ = (p)->in_c, k_h_ = (p)->k_h;     \
+        const int32_t k_w_ = (p)->k_w, dil_h_ = (p)->dil_h, dil_w_ = (p)->dil_w;                   \
+        const int32_t iy0_ = (oy) * (p)->stride_h - (p)->pad_h, ix0_ = (ox) * (p)->stride_w - (p)->pad_w; \
+        const int whole_ = dil_w_ == 1 && ix0_ >= 0 && ix0_ + k_w_ <= in_w_;                        \
+        int32_t fy_, fx_;                                                                            \
+        for (fy_ = 0; fy_ < k_h_; ++fy_) {                                                           \
+            const int32_t iy_ = iy0_ + fy_ * dil_h_;                                                 \
+            if (iy_ < 0 || iy_ >= in_h_) {                                                           \
+                PAD(k_w_ * in_c_);                                                                   \
+            } else if (whole_) {                                                                     \
+                RUN((in) + (iy_ * in_w_ + ix0_) * in_c_, k_w_ * in_c_);                              \
+            } else {                                                                                 \
+                for (fx_ = 0; fx_ < k_w_; ++fx_) {                                                   \
+                    const int32_t ix_ = ix0_ + fx_ * dil_w_;                                         \
+                    if (ix_ < 0 || ix_ >= in_w_) {                                                   \
+                        PAD(in_c_);                                                                  \
+                    } else {                                                                         \
+                        RUN((in) + (iy_ * in_w_ + ix_) * in_c_, in_c_);                              \
+                    }                                                                                \
+                }                                                                                    \
+            }                                                                                        \
+        }                                                                                            \
+    } while (0)
+
+#if EKD_NN_USE_DSP
+
+/* The two hot loops are hand-scheduled Thumb-2 (file-scope asm, so no optimization level or frame
+ * pointer setting can run the compiler out of registers): the 2 x 3 block keeps 6 accumulators,
+ * 4 sign-extended weight pairs and a column pair in registers, all 14 usable registers. */
+typedef struct {
+    const int32_t *cols;    /* 0: 3 columns interleaved per step of 4 taps: (x0,x2), (x1,x3) per pixel */
+    const int8_t *w;        /* 4: channel-pair blocked weights */
+    const int32_t *rq;      /* 8: EKD_RQ_WORDS per channel */
+    int8_t *out;            /* 12: pixel 0, first channel */
+    int32_t out_stride;     /* 16: bytes from one pixel's outputs to the next */
+    int32_t steps;          /* 20: taps / 4, >= 1 */
+    int32_t pairs;          /* 24: channel pairs, >= 1 */
+    int32_t lo2, hi2;       /* 28, 32: activation clamp in both halfwords */
+    int32_t odd;            /* 36: the last pair has one real channel */
+} ekd_gemm_job;
+
+typedef struct {
+    const int32_t *x;       /* 0: input as (x0,x2), (x1,x3) per step of 4 */
+    const int8_t *w;        /* 4: 4-row blocked weights */
+    const int32_t *rq;      /* 8 */
+    int8_t *out;            /* 12 */
+    int32_t steps;          /* 16: inputs / 4, >= 1 */
+    int32_t blocks;         /* 20: blocks of 4 outputs, >= 1 */
+    int32_t lo4, hi4;       /* 24, 28: activation clamp in all four bytes */
+} ekd_gemv_job;
+
+/* the asm reads these offsets: fail the build if a port changes them (a negative array size) */
+typedef char ekd_check_gemm_job[(offsetof(ekd_gemm_job, odd) == 36 && offsetof(ekd_gemm_job, lo2) == 28
+                                 && offsetof(ekd_gemv_job, hi4) == 28 && offsetof(ekd_gemv_job, blocks) == 20)
+                                ? 1 : -1];
+
+void ekd_gemm_2x3_dsp(const ekd_gemm_job *job);
+void ekd_gemv_4x1_dsp(const ekd_gemv_job *job);
+
+__asm__(
+    "    .syntax unified\n"
+    "    .thumb\n"
+    /* requantize one accumulator: acc = ssat8(((t + round + (t < 0)) >> r)), t = SMMULR(2 acc, m) */
+    "    .macro EKD_RQ acc, m, r, rnd, tmp\n"
+    "    lsl     \\acc, \\acc, #1\n"
+    "    smmulr  \\acc, \\acc, \\m\n"
+    "    add     \\tmp, \\rnd, \\acc, asr #31\n"
+    "    add     \\acc, \\acc, \\tmp\n"
+    "    asr     \\acc, \\acc, \\r\n"
+    "    ssat    \\acc, #8, \\acc\n"
+    "    .endm\n"
+    /* one step of 4 taps for 2 channels x 3 pixels: 24 MACs */
+    "    .macro EKD_STEP23\n"
+    "    ldrd    r7, r9, [lr], #8\n"
+    "    sxtb16  r6, r7\n"
+    "    sxtb16  r7, r7, ror #8\n"
+    "    sxtb16  r8, r9\n"
+    "    sxtb16  r9, r9, ror #8\n"
+    "    ldrd    r10, r11, [r12], #8\n"
+    "    smlad   r0, r10, r6, r0\n"
+    "    smlad   r3, r10, r8, r3\n"
+    "    smlad   r0, r11, r7, r0\n"
+    "    smlad   r3, r11, r9, r3\n"
+    "    ldrd    r10, r11, [r12], #8\n"
+    "    smlad   r1, r10, r6, r1\n"
+    "    smlad   r4, r10, r8, r4\n"
+    "    smlad   r1, r11, r7, r1\n"
+    "    smlad   r4, r11, r9, r4\n"
+    "    ldrd    r10, r11, [r12], #8\n"
+    "    smlad   r2, r10, r6, r2\n"
+    "    smlad   r5, r10, r8, r5\n"
+    "    smlad   r2, r11, r7, r2\n"
+    "    smlad   r5, r11, r9, r5\n"
+    "    .endm\n"
+    /* clamp the two int8 values in a's and b's low halfwords to [lo2, hi2] and pack them into a's
+     * two low bytes (a = a | b << 16, max / min by SSUB16 + SEL, then bytes 0 and 2 -> 0 and 1) */
+    "    .macro EKD_PACK2 a, b\n"
+    "    pkhbt   \\a, \\a, \\b, lsl #16\n"
+    "    ssub16  r10, \\a, r6\n"
+    "    sel     \\a, \\a, r6\n"
+    "    ssub16  r10, r7, \\a\n"
+    "    sel     \\a, \\a, r7\n"
+    "    uxtb16  \\a, \\a\n"
+    "    orr     \\a, \\a, \\a, lsr #8\n"
+    "    .endm\n"
+    "    .section .text.ekd_gemm_2x3_dsp,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global ekd_gemm_2x3_dsp\n"
+    "    .type   ekd_gemm_2x3_dsp, %function\n"
+    "    .thumb_func\n"
+    "ekd_gemm_2x3_dsp:\n"
+    "    push    {r4-r11, lr}\n"
+    "    sub     sp, sp, #28\n"              /* 0 cols, 4 rq, 8 out, 12 pairs left, 16 end4, 20 end, 24 job */
+    "    ldr     r1, [r0, #0]\n"
+    "    ldr     r2, [r0, #8]\n"
+    "    ldr     r3, [r0, #12]\n"
+    "    ldr     r4, [r0, #20]\n"
+    "    ldr     r5, [r0, #24]\n"
+    "    ldr     lr, [r0, #4]\n"
+    "    str     r1, [sp, #0]\n"
+    "    str     r2, [sp, #4]\n"
+    "    str     r3, [sp, #8]\n"
+    "    str     r5, [sp, #12]\n"
+    "    str     r0, [sp, #24]\n"
+    "    bic     r6, r4, #3\n"
+    "    add     r6, r6, r6, lsl #1\n"
+    "    add     r6, r1, r6, lsl #3\n"
+    "    str     r6, [sp, #16]\n"
+    "    add     r4, r4, r4, lsl #1\n"
+    "    add     r4, r1, r4, lsl #3\n"
+    "    str     r4, [sp, #20]\n"
+    "1:  ldr     r12, [sp, #0]\n"            /* per channel pair: columns from the start */
+    "    ldr     r10, [sp, #4]\n"
+    "    ldr     r0, [r10, #12]\n"
+    "    ldr     r3, [r10, #28]\n"
+    "    mov     r1, r0\n"
+    "    mov     r2, r0\n"
+    "    mov     r4, r3\n"
+    "    mov     r5, r3\n"
+    "    ldr     r10, [sp, #16]\n"
+    "    cmp     r12, r10\n"
+    "    beq     3f\n"
+    "2:  EKD_STEP23\n"
+    "    EKD_STEP23\n"
+    "    EKD_STEP23\n"
+    "    EKD_STEP23\n"
+    "    ldr     r10, [sp, #16]\n"
+    "    cmp     r12, r10\n"
+    "    bne     2b\n"
+    "3:  ldr     r10, [sp, #20]\n"
+    "    cmp     r12, r10\n"
+    "    beq     5f\n"
+    "4:  EKD_STEP23\n"
+    "    ldr     r10, [sp, #20]\n"
+    "    cmp     r12, r10\n"
+    "    bne     4b\n"
+    "5:  ldr     r12, [sp, #4]\n"
+    "    ldmia   r12!, {r6-r9}\n"
+    "    EKD_RQ  r0, r6, r7, r8, r10\n"
+    "    EKD_RQ  r1, r6, r7, r8, r10\n"
+    "    EKD_RQ  r2, r6, r7, r8, r10\n"
+    "    ldmia   r12!, {r6-r9}\n"
+    "    EKD_RQ  r3, r6, r7, r8, r10\n"
+    "    EKD_RQ  r4, r6, r7, r8, r10\n"
+    "    EKD_RQ  r5, r6, r7, r8, r10\n"
+    "    str     r12, [sp, #4]\n"
+    "    ldr     r11, [sp, #24]\n"
+    "    ldr     r6, [r11, #28]\n"
+    "    ldr     r7, [r11, #32]\n"
+    "    ldr     r8, [r11, #16]\n"
+    "    ldr     r9, [r11, #36]\n"
+    "    ldr     r12, [sp, #8]\n"
+    "    EKD_PACK2 r0, r3\n"
+    "    EKD_PACK2 r1, r4\n"
+    "    EKD_PACK2 r2, r5\n"
+    "    add     r11, r12, r8, lsl #1\n"
+    "    ldr     r10, [sp, #12]\n"
+    "    cmp     r10, #1\n"
+    "    bne     6f\n"
+    "    cmp     r9, #0\n"
+    "    beq     6f\n"
+    "    strb    r0, [r12]\n"                /* odd channel count: the last pair's second is a dummy */
+    "    strb    r1, [r12, r8]\n"
+    "    strb    r2, [r11]\n"
+    "    b       7f\n"
+    "6:  strh    r0, [r12]\n"
+    "    strh    r1, [r12, r8]\n"
+    "    strh    r2, [r11]\n"
+    "7:  add     r12, r12, #2\n"
+    "    str     r12, [sp, #8]\n"
+    "    subs    r10, r10, #1\n"
+    "    str     r10, [sp, #12]\n"
+    "    bne     1b\n"
+    "    add     sp, sp, #28\n"
+    "    pop     {r4-r11, pc}\n"
+    "    .size   ekd_gemm_2x3_dsp, . - ekd_gemm_2x3_dsp\n"
+    /* one step of 4 inputs for 4 output rows: 16 MACs */
+    "    .macro EKD_STEP41\n"
+    "    ldrd    r4, r5, [r11], #8\n"
+    "    ldmia   r12!, {r6-r9}\n"
+    "    sxtb16  r10, r6\n"
+    "    smlad   r0, r4, r10, r0\n"
+    "    sxtb16  r6, r6, ror #8\n"
+    "    smlad   r0, r5, r6, r0\n"
+    "    sxtb16  r10, r7\n"
+    "    smlad   r1, r4, r10, r1\n"
+    "    sxtb16  r7, r7, ror #8\n"
+    "    smlad   r1, r5, r7, r1\n"
+    "    sxtb16  r10, r8\n"
+    "    smlad   r2, r4, r10, r2\n"
+    "    sxtb16  r8, r8, ror #8\n"
+    "    smlad   r2, r5, r8, r2\n"
+    "    sxtb16  r10, r9\n"
+    "    smlad   r3, r4, r10, r3\n"
+    "    sxtb16  r9, r9, ror #8\n"
+    "    smlad   r3, r5, r9, r3\n"
+    "    .endm\n"
+    "    .section .text.ekd_gemv_4x1_dsp,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global ekd_gemv_4x1_dsp\n"
+    "    .type   ekd_gemv_4x1_dsp, %function\n"
+    "    .thumb_func\n"
+    "ekd_gemv_4x1_dsp:\n"
+    "    push    {r4-r11, lr}\n"
+    "    sub     sp, sp, #20\n"              /* 0 x, 4 rq, 8 out, 12 blocks left, 16 job */
+    "    ldr     r1, [r0, #0]\n"
+    "    ldr     r2, [r0, #8]\n"
+    "    ldr     r3, [r0, #12]\n"
+    "    ldr     r4, [r0, #20]\n"
+    "    ldr     r12, [r0, #4]\n"
+    "    str     r1, [sp, #0]\n"
+    "    str     r2, [sp, #4]\n"
+    "    str     r3, [sp, #8]\n"
+    "    str     r4, [sp, #12]\n"
+    "    str     r0, [sp, #16]\n"
+    "1:  ldr     r11, [sp, #0]\n"
+    "    ldr     r10, [sp, #16]\n"
+    "    ldr     lr, [r10, #16]\n"
+    "    ldr     r10, [sp, #4]\n"
+    "    ldr     r0, [r10, #12]\n"
+    "    ldr     r1, [r10, #28]\n"
+    "    ldr     r2, [r10, #44]\n"
+    "    ldr     r3, [r10, #60]\n"
+    "    tst     lr, #1\n"
+    "    add     lr, r11, lr, lsl #3\n"      /* end of the input */
+    "    beq     2f\n"
+    "    EKD_STEP41\n"                       /* odd step count: one step first, then pairs */
+    "    cmp     r11, lr\n"
+    "    beq     3f\n"
+    "2:  EKD_STEP41\n"
+    "    EKD_STEP41\n"
+    "    cmp     r11, lr\n"
+    "    bne     2b\n"
+    "3:  ldr     r10, [sp, #4]\n"
+    "    ldmia   r10!, {r4-r7}\n"
+    "    EKD_RQ  r0, r4, r5, r6, r8\n"
+    "    ldmia   r10!, {r4-r7}\n"
+    "    EKD_RQ  r1, r4, r5, r6, r8\n"
+    "    ldmia   r10!, {r4-r7}\n"
+    "    EKD_RQ  r2, r4, r5, r6, r8\n"
+    "    ldmia   r10!, {r4-r7}\n"
+    "    EKD_RQ  r3, r4, r5, r6, r8\n"
+    "    str     r10, [sp, #4]\n"
+    "    pkhbt   r0, r0, r2, lsl #16\n"
+    "    pkhbt   r1, r1, r3, lsl #16\n"
+    "    uxtb16  r0, r0\n"
+    "    uxtb16  r1, r1\n"
+    "    orr     r0, r0, r1, lsl #8\n"       /* bytes: out0, out1, out2, out3 */
+    "    ldr     r10, [sp, #16]\n"
+    "    ldr     r4, [r10, #24]\n"
+    "    ldr     r5, [r10, #28]\n"
+    "    ssub8   r6, r0, r4\n"
+    "    sel     r0, r0, r4\n"
+    "    ssub8   r6, r5, r0\n"
+    "    sel     r0, r0, r5\n"
+    "    ldr     r10, [sp, #8]\n"
+    "    str     r0, [r10], #4\n"
+    "    str     r10, [sp, #8]\n"
+    "    ldr     r10, [sp, #12]\n"
+    "    subs    r10, r10, #1\n"
+    "    str     r10, [sp, #12]\n"
+    "    bne     1b\n"
+    "    add     sp, sp, #20\n"
+    "    pop     {r4-r11, pc}\n"
+    "    .size   ekd_gemv_4x1_dsp, . - ekd_gemv_4x1_dsp\n"
+    "    .text\n");
+
+typedef struct {
+    const int32_t *plane;   /* 0: the plane row under the band's first output row */
+    const int32_t *w;       /* 4: (w0,w1), (w1,w2) per filter row */
+    const int32_t *rq;      /* 8: EKD_RQ_WORDS */
+    int8_t *out;            /* 12: this channel of the band's first output pixel */
+    int32_t step;           /* 16: bytes between output pixels (the channel count) */
+    int32_t out_w;          /* 20 */
+    int32_t rows;           /* 24: output rows in this band */
+    int32_t row_bytes;      /* 28: plane row stride */
+    int32_t lo2, hi2;       /* 32, 36: activation clamp in both halfwords */
+    int32_t *accs;          /* 40: rows * out_w + 1 accumulators */
+    int32_t stride;         /* 44: 1 or 2 */
+} ekd_dw_job;
+
+typedef char ekd_check_dw_job[(offsetof(ekd_dw_job, stride) == 44 && offsetof(ekd_dw_job, accs) == 40) ? 1 : -1];
+
+void ekd_dw3x3_dsp(const ekd_dw_job *job);
+
+typedef struct {
+    const int8_t *src;      /* 0: channel c of the first input pixel copied */
+    int16_t *dst;           /* 4: its place in the plane */
+    int32_t n;              /* 8: pixels per row, >= 1 */
+    int32_t rows;           /* 12: >= 1 (used up by the call) */
+    int32_t step;           /* 16: bytes between input pixels (the channel count) */
+    int32_t src_row;        /* 20: bytes between input rows */
+    int32_t dst_row;        /* 24: bytes between plane rows */
+} ekd_fill_job;
+
+typedef char ekd_check_fill_job[(offsetof(ekd_fill_job, dst_row) == 24) ? 1 : -1];
+
+void ekd_plane_fill_dsp(ekd_fill_job *job);   /* counts job->rows down */
+
+/* Pass 1 runs the three filter rows over the plane, row by row, into accs (stride 1: two outputs
+ * per iteration, A = (P[x], P[x+1]), B = (P[x+2], P[x+3]): out[x] = SMLAD(A, w01) + SMLABT(B, w12),
+ * out[x+1] = SMLATB(A, w01) + SMLAD(B, w12); an odd row's extra value is overwritten by the next
+ * row; stride 2: out[x] = SMLAD(A, w01) + SMLABT(B, w12) with A at P[2x]). Pass 2 requantizes
+ * the band's outputs in one run (consecutive pixels are a channel count apart in NHWC), clamping
+ * pairs with SSUB16 + SEL. */
+__asm__(
+    "    .syntax unified\n"
+    "    .thumb\n"
+    "    .section .text.ekd_dw3x3_dsp,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global ekd_dw3x3_dsp\n"
+    "    .type   ekd_dw3x3_dsp, %function\n"
+    "    .thumb_func\n"
+    "ekd_dw3x3_dsp:\n"
+    "    push    {r4-r11, lr}\n"
+    "    sub     sp, sp, #24\n"              /* 0 job, 4 rows left, 8 row acc bytes, 12 row end, 16 plane skip, 20 drop */
+    "    str     r0, [sp, #0]\n"
+    "    ldr     r1, [r0, #24]\n"
+    "    ldr     r2, [r0, #20]\n"
+    "    ldr     r3, [r0, #44]\n"
+    "    str     r1, [sp, #4]\n"
+    "    ldr     r1, [r0, #28]\n"
+    "    mul     r1, r1, r3\n"               /* stride rows of the plane per output row */
+    "    movs    r4, #0\n"
+    "    cmp     r3, #1\n"
+    "    bne     1f\n"
+    "    tst     r2, #1\n"                   /* stride 1 runs pairs: an odd row computes one extra */
+    "    itt     ne\n"
+    "    addne   r2, r2, #1\n"
+    "    movne   r4, #4\n"
+    "    sub     r1, r1, r2, lsl #1\n"       /* the row's pairs advanced the pointers 2 bytes per output */
+    "    b       2f\n"
+    "1:  sub     r1, r1, r2, lsl #2\n"       /* stride 2: 4 bytes per output */
+    "2:  lsl     r2, r2, #2\n"
+    "    str     r2, [sp, #8]\n"
+    "    str     r1, [sp, #16]\n"
+    "    str     r4, [sp, #20]\n"
+    "    ldr     r10, [r0, #0]\n"
+    "    ldr     r1, [r0, #28]\n"
+    "    ldr     r2, [r0, #4]\n"
+    "    ldr     lr, [r0, #40]\n"
+    "    ldmia   r2, {r4-r9}\n"
+    "    add     r11, r10, r1\n"
+    "    add     r12, r11, r1\n"
+    "3:  ldr     r2, [sp, #8]\n"             /* next output row */
+    "    ldr     r0, [sp, #0]\n"
+    "    add     r2, lr, r2\n"
+    "    str     r2, [sp, #12]\n"
+    "    ldr     r3, [r0, #44]\n"
+    "    cmp     r3, #1\n"
+    "    bne     5f\n"
+    "4:  ldr     r2, [r10], #4\n"            /* stride 1: outputs x, x+1 */
+    "    ldr     r3, [r10]\n"
+    "    smuad   r0, r2, r4\n"
+    "    smultb  r1, r2, r4\n"
+    "    smlabt  r0, r3, r5, r0\n"
+    "    smlad   r1, r3, r5, r1\n"
+    "    ldr     r2, [r11], #4\n"
+    "    ldr     r3, [r11]\n"
+    "    smlad   r0, r2, r6, r0\n"
+    "    smlatb  r1, r2, r6, r1\n"
+    "    smlabt  r0, r3, r7, r0\n"
+    "    smlad   r1, r3, r7, r1\n"
+    "    ldr     r2, [r12], #4\n"
+    "    ldr     r3, [r12]\n"
+    "    smlad   r0, r2, r8, r0\n"
+    "    smlatb  r1, r2, r8, r1\n"
+    "    smlabt  r0, r3, r9, r0\n"
+    "    smlad   r1, r3, r9, r1\n"
+    "    ldr     r2, [sp, #12]\n"
+    "    stmia   lr!, {r0, r1}\n"
+    "    cmp     lr, r2\n"
+    "    bne     4b\n"
+    "    b       6f\n"
+    "5:  ldr     r2, [r10], #4\n"            /* stride 2: output x */
+    "    ldr     r3, [r10]\n"
+    "    smuad   r0, r2, r4\n"
+    "    smlabt  r0, r3, r5, r0\n"
+    "    ldr     r2, [r11], #4\n"
+    "    ldr     r3, [r11]\n"
+    "    smlad   r0, r2, r6, r0\n"
+    "    smlabt  r0, r3, r7, r0\n"
+    "    ldr     r2, [r12], #4\n"
+    "    ldr     r3, [r12]\n"
+    "    smlad   r0, r2, r8, r0\n"
+    "    smlabt  r0, r3, r9, r0\n"
+    "    ldr     r2, [sp, #12]\n"
+    "    str     r0, [lr], #4\n"
+    "    cmp     lr, r2\n"
+    "    bne     5b\n"
+    "6:  ldr     r2, [sp, #16]\n"
+    "    ldr     r3, [sp, #20]\n"
+    "    add     r10, r10, r2\n"
+    "    add     r11, r11, r2\n"
+    "    add     r12, r12, r2\n"
+    "    sub     lr, lr, r3\n"
+    "    ldr     r1, [sp, #4]\n"
+    "    subs    r1, r1, #1\n"
+    "    str     r1, [sp, #4]\n"
+    "    bne     3b\n"
+    "    ldr     r0, [sp, #0]\n"             /* pass 2: requantize rows * out_w values */
+    "    ldr     r1, [r0, #8]\n"
+    "    ldr     r8, [r0, #32]\n"
+    "    ldr     r9, [r0, #36]\n"
+    "    ldr     r11, [r0, #16]\n"
+    "    ldr     r12, [r0, #20]\n"
+    "    ldr     r2, [r0, #24]\n"
+    "    ldr     r10, [r0, #12]\n"
+    "    ldr     lr, [r0, #40]\n"
+    "    ldmia   r1, {r4-r7}\n"              /* m, shift, round, bias */
+    "    mul     r12, r12, r2\n"
+    "    lsl     r7, r7, #1\n"
+    "7:  ldmia   lr!, {r0, r1}\n"
+    "    add     r0, r7, r0, lsl #1\n"       /* 2 (acc + bias) */
+    "    add     r1, r7, r1, lsl #1\n"
+    "    smmulr  r0, r0, r4\n"
+    "    smmulr  r1, r1, r4\n"
+    "    add     r2, r6, r0, asr #31\n"
+    "    add     r3, r6, r1, asr #31\n"
+    "    add     r0, r0, r2\n"
+    "    add     r1, r1, r3\n"
+    "    asr     r0, r0, r5\n"
+    "    asr     r1, r1, r5\n"
+    "    ssat    r0, #8, r0\n"
+    "    ssat    r1, #8, r1\n"
+    "    pkhbt   r0, r0, r1, lsl #16\n"
+    "    ssub16  r2, r0, r8\n"
+    "    sel     r0, r0, r8\n"
+    "    ssub16  r2, r9, r0\n"
+    "    sel     r0, r0, r9\n"
+    "    strb    r0, [r10]\n"
+    "    subs    r12, r12, #2\n"
+    "    blt     8f\n"                       /* odd count: the second value is past the end */
+    "    lsr     r0, r0, #16\n"
+    "    strb    r0, [r10, r11]\n"
+    "    add     r10, r10, r11, lsl #1\n"
+    "    bne     7b\n"
+    "8:  add     sp, sp, #24\n"
+    "    pop     {r4-r11, pc}\n"
+    "    .size   ekd_dw3x3_dsp, . - ekd_dw3x3_dsp\n"
+    /* one channel of the input into the plane: four loads, then two halfword pairs per pass */
+    "    .section .text.ekd_plane_fill_dsp,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global ekd_plane_fill_dsp\n"
+    "    .type   ekd_plane_fill_dsp, %function\n"
+    "    .thumb_func\n"
+    "ekd_plane_fill_dsp:\n"
+    "    push    {r4-r11, lr}\n"
+    "    ldr     r1, [r0, #0]\n"
+    "    ldr     r2, [r0, #4]\n"
+    "    ldr     r5, [r0, #16]\n"
+    "    ldr     r7, [r0, #12]\n"
+    "    add     r8, r5, r5\n"
+    "    add     r9, r8, r5\n"
+    "    lsl     r10, r5, #2\n"
+    "1:  mov     r11, r1\n"
+    "    mov     r12, r2\n"
+    "    ldr     lr, [r0, #8]\n"
+    "    subs    lr, lr, #4\n"
+    "    blt     3f\n"
+    "2:  ldrsb   r3, [r11]\n"
+    "    ldrsb   r4, [r11, r5]\n"
+    "    ldrsb   r6, [r11, r8]\n"
+    "    ldrsb   r7, [r11, r9]\n"
+    "    add     r11, r11, r10\n"
+    "    pkhbt   r3, r3, r4, lsl #16\n"
+    "    pkhbt   r6, r6, r7, lsl #16\n"
+    "    str     r3, [r12]\n"
+    "    str     r6, [r12, #4]\n"
+    "    add     r12, r12, #8\n"
+    "    subs    lr, lr, #4\n"
+    "    bge     2b\n"
+    "3:  adds    lr, lr, #4\n"
+    "    beq     5f\n"
+    "4:  ldrsb   r3, [r11]\n"
+    "    add     r11, r11, r5\n"
+    "    strh    r3, [r12], #2\n"
+    "    subs    lr, lr, #1\n"
+    "    bne     4b\n"
+    "5:  ldr     r3, [r0, #20]\n"
+    "    ldr     r4, [r0, #24]\n"
+    "    ldr     r7, [r0, #12]\n"
+    "    add     r1, r1, r3\n"
+    "    add     r2, r2, r4\n"
+    "    subs    r7, r7, #1\n"
+    "    str     r7, [r0, #12]\n"
+    "    bne     1b\n"
+    "    pop     {r4-r11, pc}\n"
+    "    .size   ekd_plane_fill_dsp, . - ekd_plane_fill_dsp\n"
+    "    .text\n");
+
+static int32_t ekd_dup16(int32_t v)
+{
+    return (int32_t)(((uint32_t)(uint16_t)v << 16) | (uint16_t)v);
+}
+
+static int32_t ekd_dup8(int32_t v)
+{
+    return (int32_t)((uint32_t)(uint8_t)v * 0x01010101u);
+}
+
+/* n raw int8 values (n % 4 == 0) into (x0,x2), (x1,x3) word pairs, stride words apart */
+static int32_t *ekd_pairs(const int8_t *x, int32_t n, int32_t *dst, int32_t stride)
+{
+    const int8_t *end = x + n;
+    if (n & 4) {
+        const int32_t v = ekd_read4(x);
+        dst[0] = (int32_t)__sxtb16(v);
+        dst[1] = (int32_t)ekd_sxtb16_ror8(v);
+        dst += stride;
+        x += 4;
+    }
+    while (x < end) {   /* two words per pass: the loads pipeline */
+        const int32_t v = ekd_read4(x), u = ekd_read4(x + 4);
+        dst[0] = (int32_t)__sxtb16(v);
+        dst[1] = (int32_t)ekd_sxtb16_ror8(v);
+        dst[stride] = (int32_t)__sxtb16(u);
+        dst[stride + 1] = (int32_t)ekd_sxtb16_ror8(u);
+        dst += 2 * stride;
+        x += 8;
+    }
+    return dst;
+}
+
+static int32_t *ekd_pad_pairs(int32_t pair, int32_t n, int32_t *dst, int32_t stride)
+{
+    int32_t i;
+    for (i = 0; i < n; i += 4) {
+        dst[0] = pair;
+        dst[1] = pair;
+        dst += stride;
+    }
+    return dst;
+}
+
+/* n bytes, a word at a time (unaligned words are single loads and stores on these cores) */
+static int8_t *ekd_copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
+{
+    for (; n >= 4; n -= 4) {
+        const int32_t v = ekd_read4(src);
+        __builtin_memcpy(dst, &v, 4);
+        src += 4;
+        dst += 4;
+    }
+    for (; n > 0; --n) {
+        *dst++ = *src++;
+    }
+    return dst;
+}
+
+/* one column of the 3-column block: slot (0..2) of each 6-word step */
+static void ekd_column_dsp(const ekd_conv_params *p, const int8_t *in, int32_t oy, int32_t ox, int32_t *col,
+                           int8_t *bytes, int32_t k4)
+{
+    const int8_t zp = (int8_t)(-p->in_offset);
+    if ((p->in_c & 3) == 0) {   /* every run is whole words of the (fy, fx, ic) order */
+        const int32_t pad = ekd_dup16(zp);
+        int32_t *d = col;
+#define EKD_RUN_DSP(src, n) d = ekd_pairs((src), (n), d, 6)
+#define EKD_PAD_DSP(n) d = ekd_pad_pairs(pad, (n), d, 6)
+        EKD_GATHER(p, in, oy, ox, EKD_RUN_DSP, EKD_PAD_DSP);
+#undef EKD_RUN_DSP
+#undef EKD_PAD_DSP
+    } else {                    /* gather bytes first, zero the tail to a multiple of 4, then widen */
+        int8_t *b = bytes;
+        int32_t i;
+#define EKD_RUN_BYTES(src, n) b = ekd_copy_bytes(b, (src), (n))
+#define EKD_PAD_BYTES(n) do { for (i = 0; i < (n); ++i) b[i] = zp; b += (n); } while (0)
+        EKD_GATHER(p, in, oy, ox, EKD_RUN_BYTES, EKD_PAD_BYTES);
+#undef EKD_RUN_BYTES
+#undef EKD_PAD_BYTES
+        while (b < bytes + 4 * k4) {
+            *b++ = 0;
+        }
+        ekd_pairs(bytes, 4 * k4, col, 6);
+    }
+}
+
+#else /* plain C */
+
+/* raw receptive field as int16 (pad: the input zero point) */
+static void ekd_column_plain(const ekd_conv_params *p, const int8_t *in, int32_t oy, int32_t ox, int16_t *col)
+{
+    const int16_t zp = (int16_t)(-p->in_offset);
+    int16_t *d = col;
+    int32_t i;
+#define EKD_RUN_PLAIN(src, n) do { for (i = 0; i < (n); ++i) d[i] = (src)[i]; d += (n); } while (0)
+#define EKD_PAD_PLAIN(n) do { for (i = 0; i < (n); ++i) d[i] = zp; d += (n); } while (0)
+    EKD_GATHER(p, in, oy, ox, EKD_RUN_PLAIN, EKD_PAD_PLAIN);
+#undef EKD_RUN_PLAIN
+#undef EKD_PAD_PLAIN
+}
+
+/* acc[j] += sum_k c_j[k] * w[k] for up to 3 columns; blocks of 16 keep a constant trip count so
+ * that compilers vectorize it at -O2 */
+static void ekd_dot3(const int16_t *c0, const int16_t *c1, const int16_t *c2, const int8_t *w, int32_t n,
+                     int32_t acc[3])
+{
+    int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], k = 0, j;
+    for (; k + 16 <= n; k += 16) {
+        int32_t t0 = 0, t1 = 0, t2 = 0;
+        for (j = 0; j < 16; ++j) {
+            const int32_t v = w[k + j];
+            t0 += c0[k + j] * v;
+            t1 += c1[k + j] * v;
+            t2 += c2[k + j] * v;
+        }
+        s0 += t0;
+        s1 += t1;
+        s2 += t2;
+    }
+    for (; k < n; ++k) {
+        const int32_t v = w[k];
+        s0 += c0[k] * v;
+        s1 += c1[k] * v;
+        s2 += c2[k] * v;
+    }
+    acc[0] = s0;
+    acc[1] = s1;
+    acc[2] = s2;
+}
+
+static int32_t ekd_dot1(const int16_t *c, const int8_t *w, int32_t n)
+{
+    int32_t s = 0, k = 0, j;
+    for (; k + 16 <= n; k += 16) {
+        int32_t t = 0;
+        for (j = 0; j < 16; ++j) {
+            t += c[k + j] * w[k + j];
+        }
+        s += t;
+    }
+    for (; k < n; ++k) {
+        s += c[k] * w[k];
+    }
+    return s;
+}
+
+#endif
+
+void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
+                      int8_t *out, int32_t *scratch)
+{
+    const int32_t k = p->k_h * p->k_w * p->in_c, k4 = (k + 3) / 4;
+    const int32_t out_w = p->out_w, out_c = p->out_c, npix = p->out_h * p->out_w;
+    const int32_t lo = p->act_min, hi = p->act_max;
+    int8_t *tmp = (int8_t *)(scratch + 6 * k4);        /* outputs of a last, partial group */
+    int32_t pix, j;
+#if EKD_NN_USE_DSP
+    int8_t *bytes = tmp + 4 * ((out_c * 3 + 3) / 4);
+    /* a 1x1 kernel over every pixel: each column is the input pixel itself */
+    const int pointwise = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0
+                          && p->pad_w == 0 && p->in_h == p->out_h && p->in_w == p->out_w && (k & 3) == 0;
+    ekd_gemm_job job;
+    job.cols = scratch;
+    job.w = w;
+    job.out_stride = out_c;
+    job.steps = k4;
+    job.pairs = (out_c + 1) / 2;
+    job.lo2 = ekd_dup16(lo);
+    job.hi2 = ekd_dup16(hi);
+    job.odd = out_c & 1;
+#else
+    int16_t *col = (int16_t *)scratch;                /* 3 columns of k int16 */
+    int32_t c;
+#endif
+    for (pix = 0; pix < npix; pix += EKD_GEMM_PIXELS) {
+        const int32_t n = npix - pix < EKD_GEMM_PIXELS ? npix - pix : EKD_GEMM_PIXELS;
+        int8_t *dst = n == EKD_GEMM_PIXELS ? out + pix * out_c : tmp;
+#if EKD_NN_USE_DSP
+        for (j = 0; j < n; ++j) {   /* a partial group computes stale columns into tmp */
+            if (pointwise) {
+                ekd_pairs(in + (pix + j) * k, 4 * k4, scratch + 2 * j, 6);
+            } else {
+                ekd_column_dsp(p, in, (pix + j) / out_w, (pix + j) % out_w, scratch + 2 * j, bytes, k4);
+            }
+        }
+        job.rq = rq;
+        job.out = dst;
+        ekd_gemm_2x3_dsp(&job);
+#else
+        for (j = 0; j < n; ++j) {
+            ekd_column_plain(p, in, (pix + j) / out_w, (pix + j) % out_w, col + j * k);
+        }
+        for (c = 0; c < out_c; ++c) {
+            const int32_t *r = rq + EKD_RQ_WORDS * c;
+            int32_t acc[3];
+            acc[0] = acc[1] = acc[2] = r[3];
+            if (n == 3) {
+                ekd_dot3(col, col + k, col + 2 * k, w + c * k, k, acc);
+            } else {
+                for (j = 0; j < n; ++j) {
+                    acc[j] += ekd_dot1(col + j * k, w + c * k, k);
+                }
+            }
+            for (j = 0; j < n; ++j) {
+                dst[j * out_c + c] = (int8_t)ekd_rq_out(acc[j], r, lo, hi);
+            }
+        }
+#endif
+        if (n < EKD_GEMM_PIXELS) {
+            for (j = 0; j < n * out_c; ++j) {
+                out[pix * out_c + j] = tmp[j];
+            }
+        }
+    }
+}
+
+void ekd_fc_gemv_s8(const ekd_fc_params *p, const int8_t *in, const int8_t *w, const int32_t *rq, int8_t *out,
+                    int32_t *scratch)
+{
+    const int32_t in_n = p->in_n, out_n = p->out_n, rows = p->rows, lo = p->act_min, hi = p->act_max;
+    int32_t r, i;
+#if EKD_NN_USE_DSP
+    const int32_t k4 = (in_n + 3) / 4, blocks = out_n / 4, rest = out_n % 4;
+    ekd_gemv_job job;
+    int8_t last[4];
+    job.x = scratch;
+    job.steps = k4;
+    job.lo4 = ekd_dup8(lo);
+    job.hi4 = ekd_dup8(hi);
+    for (r = 0; r < rows; ++r) {
+        const int8_t *x = in + r * in_n;
+        int8_t *y = out + r * out_n;
+        int32_t *d = ekd_pairs(x, in_n & ~3, scratch, 2);
+        if (in_n & 3) {
+            int8_t t[4] = {0, 0, 0, 0};
+            for (i = 0; i < (in_n & 3); ++i) {
+                t[i] = x[(in_n & ~3) + i];
+            }
+            ekd_pairs(t, 4, d, 2);
+        }
+        job.w = w;
+        job.rq = rq;
+        if (blocks) {
+            job.out = y;
+            job.blocks = blocks;
+            ekd_gemv_4x1_dsp(&job);
+        }
+        if (rest) {
+            job.w = w + 16 * k4 * blocks;
+            job.rq = rq + 4 * EKD_RQ_WORDS * blocks;
+            job.out = last;
+            job.blocks = 1;
+            ekd_gemv_4x1_dsp(&job);
+            for (i = 0; i < rest; ++i) {
+                y[4 * blocks + i] = last[i];
+            }
+        }
+    }
+#else
+    int16_t *x16 = (int16_t *)scratch;
+    for (r = 0; r < rows; ++r) {
+        const int8_t *x = in + r * in_n;
+        int8_t *y = out + r * out_n;
+        for (i = 0; i < in_n; ++i) {
+            x16[i] = x[i];
+        }
+        for (i = 0; i < out_n; ++i) {
+            const int32_t *q = rq + EKD_RQ_WORDS * i;
+            y[i] = (int8_t)ekd_rq_out(q[3] + ekd_dot1(x16, w + i * in_n, in_n), q, lo, hi);
+        }
+    }
+#endif
+}
+
+void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
+                      int8_t *out, int32_t *scratch)
+{
+    const int32_t in_h = p->in_h, in_w = p->in_w, ch = p->in_c, out_h = p->out_h, out_w = p->out_w;
+    const int32_t s = p->stride_h, pad_t = p->pad_h, pad_l = p->pad_w, lo = p->act_min, hi = p->act_max;
+    const int32_t pw = EKD_DW3X3_PLANE_W(out_w, s), ph = (out_h - 1) * s + 3;
+    /* the input rows / columns that land in the plane (the rest is padding or never read) */
+    const int32_t y0 = pad_t, y1 = pad_t + in_h < ph ? pad_t + in_h : ph;
+    const int32_t x0 = pad_l, x1 = pad_l + in_w < pw ? pad_l + in_w : pw;
+    const int16_t zp = (int16_t)(-p->in_offset);
+    int16_t *plane = (int16_t *)scratch;
+    int32_t c, y;
+#if EKD_NN_USE_DSP
+    ekd_dw_job job;
+    const int32_t band = EKD_DW3X3_BAND(out_h, out_w);
+    job.step = ch;
+    job.out_w = out_w;
+    job.row_bytes = 2 * pw;
+    job.lo2 = ekd_dup16(lo);
+    job.hi2 = ekd_dup16(hi);
+    job.accs = scratch + (ph * pw + 1) / 2;
+    job.stride = s;
+#endif
+    for (y = 0; y < ph * pw; ++y) {   /* the border reads the input zero point, for every channel */
+        plane[y] = zp;
+    }
+    for (c = 0; c < ch; ++c) {
+        const int32_t *r = rq + EKD_RQ_WORDS * c;
+#if EKD_NN_USE_DSP
+        if (y1 > y0 && x1 > x0) {
+            ekd_fill_job fill;
+            fill.src = in + ((y0 - pad_t) * in_w + (x0 - pad_l)) * ch + c;
+            fill.dst = plane + y0 * pw + x0;
+            fill.n = x1 - x0;
+            fill.rows = y1 - y0;
+            fill.step = ch;
+            fill.src_row = in_w * ch;
+            fill.dst_row = 2 * pw;
+            ekd_plane_fill_dsp(&fill);
+        }
+#else
+        for (y = y0; y < y1; ++y) {
+            const int8_t *src = in + ((y - pad_t) * in_w + (x0 - pad_l)) * ch + c;
+            int16_t *dst = plane + y * pw;
+            int32_t x;
+            for (x = x0; x < x1; ++x) {
+                dst[x] = *src;
+                src += ch;
+            }
+        }
+#endif
+#if EKD_NN_USE_DSP
+        job.w = (const int32_t *)(const void *)(w + 24 * c);
+        job.rq = r;
+        for (y = 0; y < out_h; y += band) {
+            job.plane = scratch + (y * s * pw) / 2;
+            job.out = out + y * out_w * ch + c;
+            job.rows = out_h - y < band ? out_h - y : band;
+            ekd_dw3x3_dsp(&job);
+        }
+#else
+        {
+            int8_t *o = out + c;
+            int32_t x;
+            for (y = 0; y < out_h; ++y) {
+                for (x = 0; x < out_w; ++x) {
+                    const int16_t *q = plane + y * s * pw + x * s;
+                    const int8_t *wc = w + c;
+                    int32_t acc = r[3], fy;
+                    for (fy = 0; fy < 3; ++fy) {
+                        acc += q[0] * wc[0] + q[1] * wc[ch] + q[2] * wc[2 * ch];
+                        q += pw;
+                        wc += 3 * ch;
+                    }
+                    *o = (int8_t)ekd_rq_out(acc, r, lo, hi);
+                    o += ch;
+                }
+            }
+        }
+#endif
+    }
+}
+
+void ekd_add_lut_s8(const ekd_add_params *p, const int8_t *a, const int8_t *b, const int32_t *lut,
+                    const int32_t *rq, int8_t *out)
+{
+    const int32_t size = p->size, lo = p->act_min, hi = p->act_max;
+    const int32_t *lut_a = lut + 128, *lut_b = lut + 384;
+    int32_t i;
+    for (i = 0; i < size; ++i) {
+        out[i] = (int8_t)ekd_rq_out(lut_a[a[i]] + lut_b[b[i]], rq, lo, hi);
+    }
+}

@@ -150,6 +150,57 @@ void ekd_pad_s8(const int8_t *in, int8_t *out, const int32_t in_shape[4], const 
                 const int32_t after[4], int8_t value);
 void ekd_copy_s8(const int8_t *in, int8_t *out, int32_t n);
 
+/* ---- folded-offset kernels ------------------------------------------------------------------
+ * The export folds the input zero point into the bias (bias - in_zp * sum(w)), so the MAC loops
+ * multiply raw int8 inputs, and a padded tap reads the input zero point itself. Requantization
+ * uses one record of EKD_RQ_WORDS int32 per output channel:
+ *   [0] Q31 multiplier m, [1] right shift r >= 1, [2] 2^(r-1) + out_zero_point * 2^r, [3] bias.
+ * out = clamp(((t + [2] - (t < 0)) >> r), lo, hi) with t = (acc * m + 2^30) >> 31: TFLite's
+ * MultiplyByQuantizedMultiplier (no left shift) plus the output offset, exact when |acc| < 2^30
+ * and no channel shifts left; the export proves both for every input before it picks these
+ * kernels (else it emits the ekd_conv2d_s8 / ekd_fc_s8 forms above).
+ * Weights: the DSP build (EKD_NN_USE_DSP) takes them blocked (see ekd_conv_gemm_s8 and
+ * ekd_fc_gemv_s8), the plain build in TFLite's order; the generated model declares both under #if. */
+#define EKD_RQ_WORDS 4
+
+/* Convolution as a GEMM over groups of EKD_GEMM_PIXELS output pixels (any kernel size, stride,
+ * dilation, padding). DSP weights: per pair of output channels (a zero row completes an odd
+ * count), for each step of 4 taps in (fy, fx, ic) order (zero padded to a multiple of 4), the
+ * first channel's 4 bytes then the second's. Scratch: EKD_CONV_GEMM_SCRATCH(k_h * k_w * in_c, out_c) bytes. */
+#define EKD_GEMM_PIXELS 3
+#define EKD_CONV_GEMM_SCRATCH(k, out_c) (24 * (((k) + 3) / 4) + 4 * (((out_c) * 3 + 3) / 4) + 4 * (((k) + 3) / 4))
+void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
+                      int8_t *out, int32_t *scratch);
+
+/* Depthwise 3x3 (multiplier 1, no dilation, stride 1 or 2, any padding): one channel at a time
+ * through a padded int16 plane, where the taps of a filter row sit side by side for SMLAD
+ * (TinyEngine's idea). DSP weights: per channel, per filter row, the int16 pairs (w0, w1) and
+ * (w1, w2), little-endian; plain weights: TFLite's [1, 3, 3, C]. Scratch:
+ * EKD_DW3X3_SCRATCH(out_h, out_w, stride) bytes (the plane and a band of accumulators). */
+#define EKD_DW3X3_PLANE_W(out_w, stride) ((stride) * (((out_w) + 1) & ~1) + 2)
+#define EKD_DW3X3_ACCS 256      /* accumulators per pass (a band of whole output rows; at least one row) */
+#define EKD_DW3X3_SCRATCH(out_h, out_w, stride) \
+    (4 * ((EKD_DW3X3_PLANE_W(out_w, stride) * (((out_h) - 1) * (stride) + 3) + 1) / 2) \
+     + 4 * (EKD_DW3X3_BAND(out_h, out_w) * (out_w) + 2))
+/* output rows per pass: as many whole rows as EKD_DW3X3_ACCS holds, at least one, at most out_h */
+#define EKD_DW3X3_BAND(out_h, out_w) \
+    ((out_w) > EKD_DW3X3_ACCS ? 1 : ((out_h) < EKD_DW3X3_ACCS / (out_w) ? (out_h) : EKD_DW3X3_ACCS / (out_w)))
+void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
+                      int8_t *out, int32_t *scratch);
+
+/* ADD with each input's rescaling (TFLite's left shift 20 and per-input multiplier) read from
+ * a table of 256 int32 per input (lut[0..255] for a + 128, lut[256..511] for b + 128), then the
+ * output requantization of one EKD_RQ_WORDS record (its bias unused). */
+void ekd_add_lut_s8(const ekd_add_params *p, const int8_t *a, const int8_t *b, const int32_t *lut,
+                    const int32_t *rq, int8_t *out);
+
+/* Fully connected, four outputs per pass. DSP weights: per block of 4 output rows (zero rows
+ * complete the last), for each step of 4 inputs (zero padded), the 4 rows' 4 bytes in row order.
+ * Scratch: EKD_FC_GEMV_SCRATCH(in_n) bytes. */
+#define EKD_FC_GEMV_SCRATCH(in_n) (8 * (((in_n) + 3) / 4))
+void ekd_fc_gemv_s8(const ekd_fc_params *p, const int8_t *in, const int8_t *w, const int32_t *rq, int8_t *out,
+                    int32_t *scratch);
+
 #ifdef __cplusplus
 }
 #endif

@@ -37,6 +37,8 @@ import numpy as np
 from .. import cgen, fixedpoint
 from ..errors import ExportError, UnsupportedOpError
 from ..tflite_reader import Graph, Operator, Tensor, read_tflite
+from .arena import (ELEMENTWISE_OVERLAP, ArenaPlan, channel_planes_overlap, gathered_groups_overlap,  # noqa: F401
+                    plan_arena, rows_overlap, window_overlap)
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 RUNTIME_FILES = ("edgekd_nn.h", "edgekd_nn.c", "edgekd_nn_ops.h", "edgekd_nn_ops.c")
@@ -68,6 +70,20 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if shift > 30:
         return (1 << 31) - 1, 30
     return int(q_fixed), int(shift)
+
+
+def mbqm(x: int, multiplier: int, shift: int) -> int:
+    """TFLite's MultiplyByQuantizedMultiplier on Python ints (int32 inputs): left shift, saturating
+    rounding doubling high multiply, rounding divide by a power of two (ties away from zero)."""
+    left, right = max(shift, 0), max(-shift, 0)
+    x = int(x) * (1 << left)
+    if x == multiplier == -(1 << 31):
+        high = (1 << 31) - 1
+    else:
+        high = (x * int(multiplier) + (1 << 30)) >> 31
+    mask = (1 << right) - 1
+    threshold = (mask >> 1) + (1 if high < 0 else 0)
+    return (high >> right) + (1 if (high & mask) > threshold else 0)
 
 
 def _round_away(x: float) -> int:
@@ -123,6 +139,106 @@ def valid_out(in_size: int, k: int, stride: int, dilation: int) -> int:
     return (in_size - eff + stride) // stride
 
 
+# ---- folded-offset kernels: export-time layouts and exactness proof -------------------------------
+
+DW3X3_ACCS = 256         # EKD_DW3X3_ACCS
+ACC_LIMIT = 1 << 30      # |acc| below this: doubling for SMMULR and the rounding stay within int32
+
+
+def folded_requant(w2d, bias, zin: int, zout: int, mult, shift):
+    """Per output channel ``[m, r, round, bias']`` for the runtime's folded-offset kernels
+    (``EKD_RQ_WORDS``), or None where they would not be exact.
+
+    ``bias' = bias - zin * sum(w)`` takes the input offset out of the MAC loop (a padded tap then
+    reads ``zin``); every int8 input keeps ``|acc| <= |bias'| + 128 sum|w|``.
+    """
+    w = np.asarray(w2d, dtype=np.int64).reshape(len(mult), -1)
+    b = np.zeros(len(w), np.int64) if bias is None else np.asarray(bias.data, np.int64).reshape(-1)
+    folded = b - int(zin) * w.sum(1)
+    return requant_records(mult, shift, zout, np.abs(folded) + 128 * np.abs(w).sum(1), folded)
+
+
+def requant_records(mult, shift, zout: int, acc_max, bias):
+    """``[m, r, 2^(r-1) + zout 2^r, bias]`` per channel, or None unless, for every channel, there is
+    no left shift (``shift <= -1``), ``|acc| <= acc_max < 2^30`` and ``|t| + |round| + 1 < 2^31``
+    for the high product ``t`` (then the runtime's single-shift requantization equals TFLite's)."""
+    m, s = np.asarray(mult, np.int64), np.asarray(shift, np.int64)
+    acc_max = np.broadcast_to(np.asarray(acc_max, np.int64), m.shape)
+    if np.any(acc_max >= ACC_LIMIT) or np.any(s > -1) or np.any(s < -31) or np.any(m <= 0):
+        return None
+    r = -s
+    rnd = (np.int64(1) << (r - 1)) + int(zout) * (np.int64(1) << r)
+    t_max = ((acc_max * m + (1 << 30)) >> 31) + 1
+    if np.any(t_max + np.abs(rnd) + 1 >= 1 << 31):
+        return None
+    return np.stack([m, r, rnd, np.broadcast_to(np.asarray(bias, np.int64), m.shape)], axis=1)
+
+
+def rq_records(rq, multiple: int) -> np.ndarray:
+    """Requantization records padded with inert channels to a multiple of ``multiple`` channels
+    (the DSP kernels load whole channel blocks)."""
+    pad = (-len(rq)) % multiple
+    inert = np.tile(np.array([[0, 1, 0, 0]], np.int64), (pad, 1))
+    return np.concatenate([rq, inert]) if pad else np.asarray(rq)
+
+
+def _pad_to(a, axis, multiple):
+    pad = (-a.shape[axis]) % multiple
+    if not pad:
+        return a
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (0, pad)
+    return np.pad(a, widths)
+
+
+def conv_weights_dsp(w2d) -> np.ndarray:
+    """(out_c, K) int8 -> ekd_conv_gemm_s8's DSP order: channel pairs, then steps of 4 taps, then the
+    pair's two 4-byte groups (zero taps to a multiple of 4, a zero row for an odd count)."""
+    w = _pad_to(_pad_to(np.asarray(w2d, np.int8), 1, 4), 0, 2)
+    pairs, k4 = w.shape[0] // 2, w.shape[1] // 4
+    return w.reshape(pairs, 2, k4, 4).transpose(0, 2, 1, 3).reshape(-1)
+
+
+def fc_weights_dsp(w2d) -> np.ndarray:
+    """(out_n, in_n) int8 -> ekd_fc_gemv_s8's DSP order: blocks of 4 rows, steps of 4 inputs, the
+    block's four 4-byte groups (zero padded)."""
+    w = _pad_to(_pad_to(np.asarray(w2d, np.int8), 1, 4), 0, 4)
+    blocks, k4 = w.shape[0] // 4, w.shape[1] // 4
+    return w.reshape(blocks, 4, k4, 4).transpose(0, 2, 1, 3).reshape(-1)
+
+
+def dw3x3_weights_dsp(w) -> np.ndarray:
+    """[1, 3, 3, C] int8 -> ekd_dwconv3x3_s8's DSP order: per channel, per filter row, the int16
+    pairs (w0, w1) and (w1, w2) as little-endian bytes."""
+    w = np.asarray(w, np.int16).reshape(3, 3, -1).transpose(2, 0, 1)          # (C, fy, fx)
+    pairs = np.stack([w[..., 0], w[..., 1], w[..., 1], w[..., 2]], axis=-1)   # (C, fy, 4)
+    return pairs.astype("<i2").reshape(-1).view(np.int8)
+
+
+def dw3x3_scratch(out_h: int, out_w: int, stride: int) -> int:
+    """Bytes of EKD_DW3X3_SCRATCH(out_h, out_w, stride): the padded int16 plane and a band of accumulators."""
+    plane_w = stride * ((out_w + 1) & ~1) + 2
+    band = 1 if out_w > DW3X3_ACCS else min(out_h, DW3X3_ACCS // out_w)
+    return 4 * ((plane_w * ((out_h - 1) * stride + 3) + 1) // 2) + 4 * (band * out_w + 2)
+
+
+def conv_gemm_scratch(k: int, out_c: int) -> int:
+    """Bytes of EKD_CONV_GEMM_SCRATCH(k, out_c)."""
+    k4 = (k + 3) // 4
+    return 24 * k4 + 4 * ((out_c * 3 + 3) // 4) + 4 * k4
+
+
+def fc_gemv_scratch(in_n: int) -> int:
+    """Bytes of EKD_FC_GEMV_SCRATCH(in_n)."""
+    return 8 * ((in_n + 3) // 4)
+
+
+def _dsp_or_plain(name: str, dsp, plain) -> list:
+    """One int8 array in two layouts: the DSP kernels' blocked order, or TFLite's for the plain build."""
+    return ["#if EKD_NN_USE_DSP\n", cgen.array_declare(name, dsp, "int8_t", align=4), "#else\n",
+            cgen.array_declare(name, plain, "int8_t", align=4), "#endif\n"]
+
+
 # ---- lowering ----------------------------------------------------------------------------------
 
 @dataclass
@@ -137,6 +253,7 @@ class _Step:
     macs: int = 0
     alias: bool = False     # reshape-like: output shares the input's storage, no call
     scratch: int = 0        # bytes of arena scratch the kernel needs during this step only
+    overlap: dict = field(default_factory=dict)   # input tensor -> allowed offset(out) - offset(in) (arena.py)
 
 
 def _q1(t: Tensor, what: str, layer: str) -> tuple[float, int]:
@@ -172,6 +289,8 @@ class _Lowering:
         return _safe_text(self.g.tensors[op.outputs[0]].name if op.outputs else f"op{op.index}")
 
     def run(self) -> list:
+        self.fused_pads = self._fusable_pads()
+        skip = {v[3] for v in self.fused_pads.values()}
         for op in self.g.operators:
             layer = self.layer_name(op)
             if op.op in ("DEQUANTIZE", "QUANTIZE") and any(
@@ -184,8 +303,41 @@ class _Lowering:
                 t = self.g.tensors[i]
                 if t.dtype != "INT8":
                     raise UnsupportedOpError(f"{op.op} on {t.dtype}", layer, SUPPORTED_OPS)
-            getattr(self, "lower_" + op.op.lower())(op, layer)
+            if op.index not in skip:
+                getattr(self, "lower_" + op.op.lower())(op, layer)
         return self.steps
+
+    def _fusable_pads(self) -> dict:
+        """PAD ops whose only reader is a convolution: {padded tensor: (source tensor, top, left, pad op
+        index)}. The convolution then reads the source with the extra padding (its padded taps read
+        the zero point, which is the PAD's value), so neither the copy nor its buffer exist."""
+        readers: dict = {}
+        for op in self.g.operators:
+            for i in op.inputs:
+                if i >= 0:
+                    readers.setdefault(i, []).append(op)
+        fused = {}
+        for op in self.g.operators:
+            if op.op not in ("PAD", "PADV2") or len(op.inputs) < 2:
+                continue
+            padded = op.outputs[0]
+            users = readers.get(padded, [])
+            if (padded in self.g.outputs or len(users) != 1 or users[0].op not in ("CONV_2D", "DEPTHWISE_CONV_2D")
+                    or users[0].inputs[0] != padded):
+                continue
+            src, pads_t, dst = self.g.tensors[op.inputs[0]], self.g.tensors[op.inputs[1]], self.g.tensors[padded]
+            if pads_t.data is None or len(src.shape) != 4 or src.scale is None or dst.scale is None:
+                continue
+            pads = pads_t.data.reshape(-1, 2).astype(int)
+            if (pads.shape != (4, 2) or pads[0].any() or pads[3].any() or (pads < 0).any()
+                    or not np.array_equal(src.scale, dst.scale) or not np.array_equal(src.zero_point, dst.zero_point)):
+                continue
+            if op.op == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
+                value = self.g.tensors[op.inputs[2]].data
+                if value is None or int(value.reshape(-1)[0]) != int(dst.zero_point[0]):
+                    continue
+            fused[padded] = (op.inputs[0], int(pads[1, 0]), int(pads[2, 0]), op.index)
+        return fused
 
     # conv-like ---------------------------------------------------------------------------------
     def _per_channel(self, op, layer, inp, w, out, n_out):
@@ -256,6 +408,11 @@ class _Lowering:
             eoh, eow, ph, pw = valid_out(ih, kh, sh, dh), valid_out(iw, kw, sw, dw), 0, 0
         if (eoh, eow) != (oh, ow):
             raise ExportError(f"layer {layer!r}: output {oh}x{ow} does not match the computed {eoh}x{eow}")
+        src = op.inputs[0]
+        if src in self.fused_pads:     # read the PAD's input; its padding joins the convolution's
+            src, top, left, _ = self.fused_pads[src]
+            ih, iw, _ = _nhwc(self.g.tensors[src], layer)
+            ph, pw = ph + top, pw + left
         _, zin = _q1(inp, "input", layer)
         s_out, zout = _q1(out, "output", layer)
         lo, hi = activation_range(o.get("fusedActivationFunction", 0), s_out, zout)
@@ -266,11 +423,40 @@ class _Lowering:
             w = Tensor(w.index, w.name, (oc, kh, kw, 1), w.dtype, w.scale, w.zero_point, 0,
                        np.ascontiguousarray(w.data.reshape(kh, kw, oc).transpose(2, 0, 1)[..., None]))
             depthwise, dm = False, 1
-        decls, bname = self._weights_decls(k, w, self._bias(op), mult, shift, oc)
         pname = self.ident(k, "p")
         fields = dict(in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw, stride_h=sh,
                       stride_w=sw, dil_h=dh, dil_w=dw, pad_h=ph, pad_w=pw, depth_multiplier=dm,
                       in_offset=-zin, out_offset=zout, act_min=lo, act_max=hi)
+        macs = oh * ow * oc * kh * kw * (1 if depthwise else ic)
+        w_oc = w.data.reshape(kh * kw, oc).T if depthwise else w.data.reshape(oc, -1)   # (oc, taps)
+        rq = folded_requant(w_oc, self._bias(op), zin, zout, mult, shift)
+        if rq is not None and depthwise and (kh, kw, dm, dh, dw) == (3, 3, 1, 1, 1) and sh == sw and sh in (1, 2):
+            decls = [cgen.comment(f"weights of {_safe_text(w.name)}, shape {list(w.shape)}; input zero point "
+                                  "folded into the bias")]
+            decls += _dsp_or_plain(self.ident(k, "w"), dw3x3_weights_dsp(w.data), w.data.reshape(-1))
+            decls.append(cgen.array_declare(self.ident(k, "rq"), rq.reshape(-1), "int32_t", align=4))
+            decls.append(_struct("ekd_conv_params", pname, fields))
+            call = (f"ekd_dwconv3x3_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {self.ident(k, 'rq')}, {{out}}, "
+                    "{scratch32});")
+            self.steps.append(_Step(op, layer, call, [src], op.outputs[0], decls, macs,
+                                    scratch=dw3x3_scratch(oh, ow, sh),
+                                    overlap={src: channel_planes_overlap(ih * iw, oh * ow, oc)}))
+            return
+        if rq is not None and not depthwise:
+            kk = kh * kw * ic
+            decls = [cgen.comment(f"weights of {_safe_text(w.name)}, shape {list(w.shape)}; input zero point "
+                                  "folded into the bias")]
+            decls += _dsp_or_plain(self.ident(k, "w"), conv_weights_dsp(w.data.reshape(oc, -1)), w.data.reshape(-1))
+            decls.append(cgen.array_declare(self.ident(k, "rq"), rq_records(rq, 2).reshape(-1), "int32_t", align=4))
+            decls.append(_struct("ekd_conv_params", pname, fields))
+            call = (f"ekd_conv_gemm_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {self.ident(k, 'rq')}, {{out}}, "
+                    "{scratch32});")
+            self.steps.append(_Step(op, layer, call, [src], op.outputs[0], decls, macs,
+                                    scratch=conv_gemm_scratch(kk, oc),
+                                    overlap={src: gathered_groups_overlap((ih, iw, ic), (oh, ow, oc), (sh, sw),
+                                                                          (ph, pw), 3)}))
+            return
+        decls, bname = self._weights_decls(k, w, self._bias(op), mult, shift, oc)
         decls.append(_struct("ekd_conv_params", pname, fields))
         w_args = f"{self.ident(k, 'w')}, {bname}, {self.ident(k, 'mult')}, {self.ident(k, 'shift')}"
         if depthwise:
@@ -278,8 +464,9 @@ class _Lowering:
         else:
             kk = kh * kw * ic
             call, scratch = f"ekd_conv2d_s8(&{pname}, {{in0}}, {w_args}, {{out}}, {{scratch}});", 4 * (kk + kk % 2)
-        macs = oh * ow * oc * kh * kw * (1 if depthwise else ic)
-        self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, macs, scratch=scratch))
+        # the older forms: ekd_conv2d_s8 gathers 2 pixels into scratch first; ekd_dwconv2d_s8 shares nothing
+        overlap = {} if depthwise else {src: gathered_groups_overlap((ih, iw, ic), (oh, ow, oc), (sh, sw), (ph, pw), 2)}
+        self.steps.append(_Step(op, layer, call, [src], op.outputs[0], decls, macs, scratch=scratch, overlap=overlap))
 
     def lower_conv_2d(self, op, layer):
         self._conv(op, layer, depthwise=False)
@@ -299,15 +486,27 @@ class _Lowering:
         s_out, zout = _q1(out, "output", layer)
         lo, hi = activation_range(op.options.get("fusedActivationFunction", 0), s_out, zout)
         mult, shift = self._per_channel(op, layer, inp, w, out, n_out)
-        decls, bname = self._weights_decls(k, w, self._bias(op), mult, shift, n_out)
         pname = self.ident(k, "p")
         rows = inp.size // n_in
-        decls.append(_struct("ekd_fc_params", pname, dict(in_n=n_in, out_n=n_out, rows=rows, in_offset=-zin,
-                                                          out_offset=zout, act_min=lo, act_max=hi)))
+        params = _struct("ekd_fc_params", pname, dict(in_n=n_in, out_n=n_out, rows=rows, in_offset=-zin,
+                                                       out_offset=zout, act_min=lo, act_max=hi))
+        rq = folded_requant(w.data, self._bias(op), zin, zout, mult, shift)
+        if rq is not None:
+            decls = [cgen.comment(f"weights of {_safe_text(w.name)}, shape {list(w.shape)}; input zero point "
+                                  "folded into the bias")]
+            decls += _dsp_or_plain(self.ident(k, "w"), fc_weights_dsp(w.data), w.data.reshape(-1))
+            decls += [cgen.array_declare(self.ident(k, "rq"), rq_records(rq, 4).reshape(-1), "int32_t", align=4),
+                      params]
+            call = f"ekd_fc_gemv_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {self.ident(k, 'rq')}, {{out}}, {{scratch32}});"
+            self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, rows * n_in * n_out,
+                                    scratch=fc_gemv_scratch(n_in), overlap={op.inputs[0]: rows_overlap(rows, n_in, n_out)}))
+            return
+        decls, bname = self._weights_decls(k, w, self._bias(op), mult, shift, n_out)
+        decls.append(params)
         call = (f"ekd_fc_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {bname}, {self.ident(k, 'mult')}, "
                 f"{self.ident(k, 'shift')}, {{out}}, {{scratch}});")
         self.steps.append(_Step(op, layer, call, [op.inputs[0]], op.outputs[0], decls, rows * n_in * n_out,
-                                scratch=2 * n_in))
+                                scratch=2 * n_in, overlap={op.inputs[0]: rows_overlap(rows, n_in, n_out)}))
 
     # pooling -----------------------------------------------------------------------------------
     def _pool(self, op, layer, fn):
@@ -334,7 +533,9 @@ class _Lowering:
         decls = [_struct("ekd_pool_params", pname, dict(in_h=ih, in_w=iw, c=c, out_h=oh, out_w=ow, k_h=kh, k_w=kw,
                                                          stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw,
                                                          act_min=lo, act_max=hi))]
-        self.steps.append(_Step(op, layer, f"{fn}(&{pname}, {{in0}}, {{out}});", [op.inputs[0]], op.outputs[0], decls))
+        overlap = {op.inputs[0]: window_overlap((ih, iw, c), (oh, ow, c), (sh, sw), (ph, pw))}
+        self.steps.append(_Step(op, layer, f"{fn}(&{pname}, {{in0}}, {{out}});", [op.inputs[0]], op.outputs[0], decls,
+                                overlap=overlap))
 
     def lower_average_pool_2d(self, op, layer):
         self._pool(op, layer, "ekd_avgpool_s8")
@@ -350,11 +551,29 @@ class _Lowering:
         if a.is_constant or b.is_constant or a.shape != b.shape or a.size != out.size:
             self._binary(op, layer, "ekd_addsub_s8", "ekd_addsub_params", fields)
             return
-        del fields["in2_sign"]  # same shapes: the plain elementwise kernel
+        del fields["in2_sign"]  # same shapes: the plain elementwise kernel (or its table form)
         pname = self.ident(k, "p")
-        decls = [_struct("ekd_add_params", pname, dict(size=out.size, **fields))]
-        self.steps.append(_Step(op, layer, f"ekd_add_s8(&{pname}, {{in0}}, {{in1}}, {{out}});",
-                                [op.inputs[0], op.inputs[1]], op.outputs[0], decls))
+        call, tables = self._add_call(k, pname, fields)
+        decls = [_struct("ekd_add_params", pname, dict(size=out.size, **fields))] + tables
+        self.steps.append(_Step(op, layer, call, [op.inputs[0], op.inputs[1]], op.outputs[0], decls,
+                                overlap={op.inputs[0]: ELEMENTWISE_OVERLAP, op.inputs[1]: ELEMENTWISE_OVERLAP}))
+
+    def _add_call(self, k, pname, fields):
+        """The call of a same-shape ADD with ``ekd_add_params`` fields, and the tables it needs: each
+        input's rescaling depends on its int8 value only, so a table of 256 per input computed here
+        (ekd_add_lut_s8) where the output requantization allows the folded form, else ekd_add_s8."""
+        ls = fields["left_shift"]
+        lut = np.array([[mbqm((v + off) * (1 << ls), m, sh) for v in range(-128, 128)]
+                        for off, m, sh in ((fields["in1_offset"], fields["in1_mult"], fields["in1_shift"]),
+                                           (fields["in2_offset"], fields["in2_mult"], fields["in2_shift"]))], np.int64)
+        rq = requant_records([fields["out_mult"]], [fields["out_shift"]], fields["out_offset"],
+                             2 * int(np.abs(lut).max()), 0)
+        if rq is None:
+            return f"ekd_add_s8(&{pname}, {{in0}}, {{in1}}, {{out}});", []
+        tables = [cgen.array_declare(self.ident(k, "lut"), lut.reshape(-1), "int32_t", align=4),
+                  cgen.array_declare(self.ident(k, "rq"), rq.reshape(-1), "int32_t", align=4)]
+        return (f"ekd_add_lut_s8(&{pname}, {{in0}}, {{in1}}, {self.ident(k, 'lut')}, {self.ident(k, 'rq')}, {{out}});",
+                tables)
 
     def _requant(self, op, layer, lo_hi, real_from_scales):
         k = op.index
@@ -367,7 +586,7 @@ class _Lowering:
         decls = [_struct("ekd_requant_params", pname, dict(size=out.size, in_zero_point=zi, out_zero_point=zo,
                                                             mult=m, shift=s, act_min=lo, act_max=hi))]
         self.steps.append(_Step(op, layer, f"ekd_requant_s8(&{pname}, {{in0}}, {{out}});", [op.inputs[0]],
-                                op.outputs[0], decls))
+                                op.outputs[0], decls, overlap={op.inputs[0]: ELEMENTWISE_OVERLAP}))
 
     @staticmethod
     def _f32_ratio(si, so):  # float32 division, then widened (ReluPrepare / QuantizePrepare)
@@ -719,38 +938,6 @@ def _initializer(v) -> str:
     return str(int(v))
 
 
-# ---- static arena planning ----------------------------------------------------------------------
-
-@dataclass
-class ArenaPlan:
-    size: int
-    offsets: dict        # storage root tensor index -> byte offset
-    lifetimes: dict      # root -> (first step, last step)
-    sizes: dict          # root -> bytes (aligned)
-
-
-def plan_arena(buffers: dict, align: int = 4) -> ArenaPlan:
-    """Greedy first-fit by decreasing size over buffers {id: (size, first, last)}; buffers whose
-    lifetimes (inclusive step ranges) overlap never share bytes, dead ones are reused."""
-    sizes = {b: -(-int(s) // align) * align for b, (s, _, _) in buffers.items()}
-    order = sorted(buffers, key=lambda b: (-sizes[b], buffers[b][1], str(b)))
-    placed: list = []
-    offsets = {}
-    for b in order:
-        _, first, last = buffers[b]
-        busy = sorted((offsets[p], offsets[p] + sizes[p]) for p in placed
-                      if not (buffers[p][2] < first or last < buffers[p][1]))
-        off = 0
-        for lo, hi in busy:
-            if off + sizes[b] <= lo:
-                break
-            off = max(off, hi)
-        offsets[b] = off
-        placed.append(b)
-    size = max((offsets[b] + sizes[b] for b in buffers), default=0)
-    return ArenaPlan(size, offsets, {b: (f, l) for b, (_, f, l) in buffers.items()}, sizes)
-
-
 # ---- model object -------------------------------------------------------------------------------
 
 @dataclass
@@ -1023,7 +1210,14 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
                 buffers[r] = (size, min(first, k), max(last, k))
         if s.scratch:
             buffers[("scratch", k)] = (s.scratch, k, k)
-    plan = plan_arena(buffers)
+    overlaps = {}      # a kernel writing over the part of a dying input it no longer reads
+    for k, s in enumerate(steps):
+        o = root.get(s.output)
+        for t, allowed in s.overlap.items():
+            x = root.get(t)
+            if isinstance(o, int) and isinstance(x, int) and o != x and buffers[x][2] == k:
+                overlaps[(o, x)] = allowed
+    plan = plan_arena(buffers, overlaps=overlaps)
 
     def ref(t):
         r = root[t]
@@ -1071,7 +1265,7 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
     cbody = [cgen.banner(f"native C model '{name}' from {_safe_text(Path(graph.path).name)}", cfg),
              f'#include "{name}.h"\n#include "edgekd_nn.h"\n#include "edgekd_nn_ops.h"\n#include <stddef.h>\n\n']
     if plan.size:
-        cbody.append(f"static union {{\n    int32_t align_;\n    int16_t h[{NAME}_ARENA_SIZE / 2];\n"
+        cbody.append(f"static union {{\n    int32_t w[{NAME}_ARENA_SIZE / 4];\n    int16_t h[{NAME}_ARENA_SIZE / 2];\n"
                      f"    int8_t bytes[{NAME}_ARENA_SIZE];\n}} {name}_arena;\n\n")
     calls = []
     for k, s in enumerate(steps):
@@ -1084,6 +1278,7 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
             fmt = {"out": ref(s.output)}
             if s.scratch:
                 fmt["scratch"] = f"({name}_arena.h + {plan.offsets[('scratch', k)] // 2})"
+                fmt["scratch32"] = f"({name}_arena.w + {plan.offsets[('scratch', k)] // 4})"
             for j, i in enumerate(s.inputs):
                 fmt[f"in{j}"] = ref(i)
             calls.append("    " + cgen.comment(head).strip() + "\n    " + s.call.format(**fmt) + "\n")

@@ -107,3 +107,71 @@ def test_repeated_runs_give_identical_counts():
     t1 = em.call("f", wa.astype("<i4").tobytes(), wb.astype("<i4").tobytes(), 0, 4)
     t2 = em.call("f", wa.astype("<i4").tobytes(), wb.astype("<i4").tobytes(), 0, 4)
     assert (t1.instructions, t1.cycles(CORTEX_M4), t1.mix) == (t2.instructions, t2.cycles(CORTEX_M4), t2.mix)
+
+
+# ---- Cortex-M7: in-order dual issue, counted by hand from the rules in costmodel.py -------------
+
+SXTB16 = (0xFA2F, 0xF182)          # sxtb16 r1, r2            (DSP unit: older of a pair only)
+ADD_W = (0xEB04, 0x0305)           # add.w r3, r4, r5
+SMLAD_0 = (0xFB21, 0x0002)         # smlad r0, r1, r2, r0     (one MAC unit)
+SMLAD_3 = (0xFB21, 0x3302)         # smlad r3, r1, r2, r3
+SMLAD_0B = (0xFB24, 0x0005)        # smlad r0, r4, r5, r0     (accumulates into r0 again)
+LDR_R1 = (0x6801,)                 # ldr r1, [r0]
+ADD_R2_R1 = (0xF101, 0x0201)       # add.w r2, r1, #1          (uses the load: 2-cycle latency)
+LDR_R2 = (0x6842,)                 # ldr r2, [r0, #4]
+STR_R3 = (0x6023,)                 # str r3, [r4]
+STR_R5 = (0x6065,)                 # str r5, [r4, #4]
+ADD_LSL2 = (0xEB01, 0x0082)        # add.w r0, r1, r2, lsl #2  (one shifter)
+ADD_LSL1 = (0xEB04, 0x0345)        # add.w r3, r4, r5, lsl #1
+PUSH4 = (0xB4F0,)                  # push {r4-r7}             (alone, two registers per cycle)
+LDRD = (0xE9D2, 0x0100)            # ldrd r0, r1, [r2]         (alone)
+ADD_R0 = (0xF101, 0x0001)          # add.w r0, r1, #1
+
+
+def _m7_block(*parts):
+    from capstone import CS_ARCH_ARM, CS_MODE_MCLASS, CS_MODE_THUMB, Cs
+
+    cs = Cs(CS_ARCH_ARM, CS_MODE_THUMB | CS_MODE_MCLASS)
+    cs.detail = True
+    return [classify(i) for i in cs.disasm(_code([h for p in parts for h in p]), BASE)]
+
+
+def test_m7_hand_encodings():
+    assert [i.text for i in _m7_block(SXTB16, ADD_W, SMLAD_0, SMLAD_3, SMLAD_0B, LDR_R1, ADD_R2_R1, LDR_R2, STR_R3,
+                                      STR_R5, ADD_LSL2, ADD_LSL1, PUSH4, LDRD, ADD_R0)] == [
+        "sxtb16 r1, r2", "add.w r3, r4, r5", "smlad r0, r1, r2, r0", "smlad r3, r1, r2, r3", "smlad r0, r4, r5, r0",
+        "ldr r1, [r0]", "add.w r2, r1, #1", "ldr r2, [r0, #4]", "str r3, [r4]", "str r5, [r4, #4]",
+        "add.w r0, r1, r2, lsl #2", "add.w r3, r4, r5, lsl #1", "push {r4, r5, r6, r7}", "ldrd r0, r1, [r2]",
+        "add.w r0, r1, #1"]
+
+
+@pytest.mark.parametrize("parts, cycles", [
+    ((SXTB16, ADD_W), 1),              # DSP op first, ALU second: one cycle
+    ((ADD_W, SXTB16), 2),              # a DSP op cannot be the younger of a pair
+    ((SMLAD_0, SMLAD_3), 2),           # one MAC unit
+    ((SMLAD_0, SMLAD_0B), 2),          # the chain: the accumulator is read a cycle late, no extra stall
+    ((LDR_R1, ADD_R2_R1), 3),          # load-use: the value arrives 2 cycles after the load issues
+    ((LDR_R1, LDR_R2, STR_R3, STR_R5), 3),   # two loads pair; one store pipe: the stores go one per cycle
+    ((ADD_LSL2, ADD_LSL1), 2),         # one shifter for shifted operands
+    ((PUSH4, ADD_W), 3),               # PUSH of 4 registers alone for 2 cycles, then the add
+    ((LDRD, ADD_W), 2),                # LDRD issues alone
+    ((ADD_R0, LDR_R2), 3),             # an address is read a cycle early: add (ready at 1) -> ldr at 2
+])
+def test_m7_dual_issue_hand_counted(parts, cycles):
+    from benchmarks.mcu.costmodel import CORTEX_M7
+
+    assert CORTEX_M7.block_cost(_m7_block(*parts)) == cycles
+
+
+def test_m7_smlad_loop_cycles():
+    """The SMLAD loop above on the M7, by hand: first block (movs + iteration 1) 5 cycles:
+    c0 movs | ldr r4, c1 ldr r5 | adds r0, c2 adds r1 (flags: no pair with adds r0), c3 smlad
+    (r5 loaded at c1 arrives at c3) | subs, c4 bne (flags from c3). Loop block 5 cycles: c0 ldr r4 |
+    ldr r5, c1 adds r0, c2 adds r1 | smlad (loads arrived), c3 subs, c4 bne. Exit block: mov | bx.
+    The loop's bne is taken 2 of 3 times: 1 misprediction; the bx is indirect: 1; 4 cycles each."""
+    from benchmarks.mcu.costmodel import CORTEX_M7
+
+    wa, wb = np.array([3, -7, 11, 5]), np.array([2, 4, -6, 8])
+    trace = _run(_loop(SMLAD), "cortex-m7", wa, wb)
+    assert np.int32(np.uint32(trace.returned)) == int(wa @ wb)
+    assert trace.cycles(CORTEX_M7) == 5 + 3 * 5 + 1 + 4 * (1 + 1) == 29

@@ -90,7 +90,8 @@ def _q_act(rng):
     return float(rng.uniform(0.01, 0.05)), int(rng.integers(-20, 21))
 
 
-def conv_model(rng, ih, iw, ic, oc, k, stride, padding, act, depthwise=False, dil=1, per_channel=True, bias=True):
+def conv_model(rng, ih, iw, ic, oc, k, stride, padding, act, depthwise=False, dil=1, per_channel=True, bias=True,
+               out_scale=1.0):
     b = _Builder()
     s_in, z_in = _q_act(rng)
     n_w = oc if per_channel else 1
@@ -102,7 +103,7 @@ def conv_model(rng, ih, iw, ic, oc, k, stride, padding, act, depthwise=False, di
         w = rng.integers(-127, 128, size=(oc, k, k, ic), dtype=np.int8)
         fan_in = k * k * ic
     # output scale so that the outputs spread over the int8 range instead of saturating
-    s_out = float(s_in * float(np.mean(w_scale)) * 75 * 73 * np.sqrt(fan_in) / 45)
+    s_out = float(s_in * float(np.mean(w_scale)) * 75 * 73 * np.sqrt(fan_in) / 45) * out_scale
     z_out = int(rng.integers(-20, 21))
     x = b.tensor((1, ih, iw, ic), fb.TensorType.INT8, s_in, z_in, name="input")
     wt = b.tensor(w.shape, fb.TensorType.INT8, w_scale, np.zeros(n_w, int), 3 if depthwise else 0, w, name="weights")
@@ -216,7 +217,15 @@ def reference_outputs(path, xs):
     return np.stack(ys)
 
 
-def check_exact(tmp_path, model_bytes, rng, n=N_INPUTS, name="model"):
+def tflm_outputs(path, xs):
+    """TFLite Micro on each int8 input (the input set before every invoke)."""
+    from firmware_export.interp import run_tflm, tflm_module
+
+    ys = run_tflm(tflm_module().Interpreter.from_file(str(path)), np.stack([x[0] for x in xs]))
+    return ys[:, None]
+
+
+def check_exact(tmp_path, model_bytes, rng, n=N_INPUTS, name="model", reference="litert"):
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / f"{name}.tflite"
     path.write_bytes(model_bytes)
@@ -225,7 +234,7 @@ def check_exact(tmp_path, model_bytes, rng, n=N_INPUTS, name="model"):
     x = rng.integers(-128, 128, size=(n,) + tuple(shape), dtype=np.int8)
     cm = build_c(path, tmp_path / "c", name=name)
     y_c = cm.predict_int8(x[:, 0])
-    y_ref = reference_outputs(path, list(x))
+    y_ref = (tflm_outputs if reference == "tflm" else reference_outputs)(path, list(x))
     assert y_ref.shape == (n,) + tuple(g.tensors[g.outputs[0]].shape)
     np.testing.assert_array_equal(y_c.reshape(y_ref.shape), y_ref)
     return y_ref, cm
