@@ -30,8 +30,9 @@ HOST_ORDER = ("native-c", "tflm", "litert-ref", "litert", "tflite-runtime-ref", 
               "executorch", "torch")
 MAX_SERIES = 8                                  # per plot; more become small multiples
 LABELS = ("How to read the numbers: **est.** = estimate (one inference emulated in unicorn, instructions "
-          "weighted by a per-core cost model from the Cortex-M technical reference manuals; no flash wait "
-          "states, no bus contention; ms = cycles / the stated clock). **meas.** = measured on this machine "
+          "weighted by a per-core cost model: in-order tables from the Cortex-M technical reference manuals, "
+          "a dual-issue block schedule for the M7; no flash wait states, no bus contention; ms = cycles / the "
+          "stated clock). **meas.** = measured on this machine "
           "(host latency: median of timed runs after warm-up, 1 thread, every runtime fed the same input; "
           "sizes: read from the linked ELF or the planned arena). **pub.** = published board measurements by "
           "others.")
