@@ -86,9 +86,8 @@ def test_bench_table_json_and_html_carry_the_emulators_cycles(exported, tmp_path
     m0 = _rec(records, model="net", target="cortex-m0plus", metric="cycles")["value"]
     assert format_ms(m0 / (DEFAULT_CLOCK_MHZ["cortex-m0plus"] * 1e3)) in lines[("net", "cortex-m0plus", "native-c")]
     assert "48 MHz" in lines[("net", "cortex-m0plus", "native-c")]
-    # no cycle model for the M7: counted instructions, never a made-up latency
-    assert not [r for r in records if r["target"] == "cortex-m7" and r["metric"] in ("cycles", "latency_ms")]
-    assert "counts only" in lines[("net", "cortex-m7", "native-c")]
+    m7 = _rec(records, model="net", target="cortex-m7", metric="cycles")["value"]     # the dual-issue model
+    assert format_ms(m7 / 280e3) in lines[("net", "cortex-m7", "native-c")] and m7 < m4["value"]
     assert _rec(records, model="net", target="cortex-m4", metric="emulation_matches_host")["value"] == 1
     # host rows are measured, one thread; native C equals TFLM (an independent runtime) bit for bit
     for runtime in ("native-c", "tflm", "onnxruntime"):
@@ -173,10 +172,14 @@ def test_table_rows_prefer_the_dsp_build_and_divide_by_the_clock():
                for v, k, val in (("native-c", "flash_bytes", 900), ("native-c-dsp", "flash_bytes", 1000),
                                  ("native-c-dsp", "cycles", 240_000), ("native-c-dsp", "latency_ms", 2.0),
                                  ("native-c", "cycles", 999_999))]
+    records.append({**base, "target": "cortex-m7", "runtime": "native-c-dsp", "metric": "flash_bytes", "value": 990})
+    records.append({**base, "target": "cortex-m7", "runtime": "native-c-dsp", "metric": "instructions", "value": 5})
     records.append({**base, "target": "host", "runtime": "native-c", "metric": "arena_bytes", "value": 512})
     records.append({**base, "target": "host", "runtime": "native-c", "metric": "latency_ms", "value": 0.05,
                     "threads": 1, "runs": 200, "precision": "int8"})
-    rows = table_rows(records, ["m"], BenchConfig(cores=("cortex-m4",)))
+    rows = table_rows(records, ["m"], BenchConfig(cores=("cortex-m4", "cortex-m7")))
     assert rows[0][:5] == ["m", "cortex-m4", "native-c -O2 DSP", "int8", 1000]
     assert rows[0][6] == 512 and rows[0][8] == 240_000 and rows[0][10] == "120 MHz" and rows[0][11] == "estimate"
-    assert rows[1][1:4] == ["host", "native-c", "int8"] and rows[1][9] == 0.05 and "measured" in rows[1][11]
+    # a core without a cycle model: no latency is made up
+    assert rows[1][1] == "cortex-m7" and rows[1][8] is None and rows[1][9] is None and "counts only" in rows[1][11]
+    assert rows[2][1:4] == ["host", "native-c", "int8"] and rows[2][9] == 0.05 and "measured" in rows[2][11]
