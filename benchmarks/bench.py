@@ -59,6 +59,7 @@ class BenchConfig:
     emulate_max_macs: int | None = None     # bigger models get sizes but no emulation (None: emulate all)
     emulate_timeout_s: float = 1800.0
     seed: int = 0
+    tflm_src: str | None = None             # a tflite-micro checkout: TFLM itself built and emulated per core
 
     def __post_init__(self):
         for core in self.cores:
@@ -328,6 +329,10 @@ def measure(recs: Records, subj: Subject, config: BenchConfig, work_dir, tflite_
                   opts=(config.opt,), emulate=emulate, work_dir=work_dir / "mcu" / subj.name,
                   arena_bytes=host.entry.constants.get(f"{c_art.name.upper()}_ARENA_SIZE"),
                   timeout_s=config.emulate_timeout_s, clocks=config.clocks_mhz, plain_too=False)
+    if config.tflm_src and emulate:
+        run.tflm_mcu_bench(recs, subj.name, run.int8_tflite(subj.arts), x_q, config.cores, config.tflm_src,
+                           work_dir / "mcu" / subj.name, clocks=config.clocks_mhz, timeout_s=config.emulate_timeout_s,
+                           lib_dir=work_dir / "tflm-lib")
 
 
 def _unique(subjects):
@@ -437,6 +442,14 @@ def table_rows(records, models, config: BenchConfig) -> list[list]:
             rows.append([m, core, f"native-c {config.opt}" + (" DSP" if variant.endswith("dsp") else ""), "int8",
                          val["flash_bytes"], val["static_ram_bytes"], c_arena["value"] if c_arena else None,
                          val["stack_bytes"], val["cycles"], val["latency_ms"], f"{config.clock(core):g} MHz", how])
+            tflm = {k: (_one(mine, target=core, runtime="tflm", metric=k) or {}).get("value") for k in
+                    ("flash_bytes", "static_ram_bytes", "stack_bytes", "cycles", "latency_ms")}
+            if tflm["flash_bytes"] is not None:
+                t_arena = _one(mine, target="host", runtime="tflm", metric="arena_bytes")
+                rows.append([m, core, "tflm (from source)", "int8", tflm["flash_bytes"], tflm["static_ram_bytes"],
+                             t_arena["value"] if t_arena else None, tflm["stack_bytes"], tflm["cycles"],
+                             tflm["latency_ms"], f"{config.clock(core):g} MHz",
+                             "estimate" if tflm["cycles"] is not None else "sizes only"])
         host = [r for r in mine if r["target"] == "host" and r["metric"] == "latency_ms" and r.get("threads", 1) == 1]
         order = {rt: i for i, rt in enumerate(HOST_RUNTIMES)}
         for r in sorted(host, key=lambda r: (order.get(r["runtime"].replace("-ref", ""), 99), r["runtime"],

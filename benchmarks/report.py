@@ -36,6 +36,12 @@ LABELS = ("How to read the numbers: **est.** = estimate (one inference emulated 
           "(host latency: median of timed runs after warm-up, 1 thread, every runtime fed the same input; "
           "sizes: read from the linked ELF or the planned arena). **pub.** = published board measurements by "
           "others.")
+TFLM_BUILT_NOTE = ("TFLite Micro was also built from its sources for each core (`--tflm-src`, "
+                   "`benchmarks/tflm_size.py`: TFLM's release flags, -Os core and -O2 reference kernels, a "
+                   "MicroMutableOpResolver with exactly the model's ops, newlib-nano, --gc-sections): its flash is the "
+                   "whole image, its code = that flash minus the model array (interpreter, resolver, kernels and the "
+                   "libc/libm parts they pull in); one inference was emulated with the same cost model as the native C "
+                   "rows (est.) and its output equals the tflite-micro Python interpreter's.")
 TFLM_CODE_NOTE = ("TFLite Micro's own code (interpreter, op resolver, kernels) is not in these numbers: the "
                   "`tflite-micro` pip package ships the interpreter only as an x86-64 Python extension "
                   "(`_runtime.so`), with no C++ sources to cross-build for Cortex-M, so its flash cost could "
@@ -613,6 +619,12 @@ def mlperf_from_records(recs):
                 cores[core] = dict(cycles=q["cycles"], ms=q["latency_ms"], flash_bytes=q["flash_bytes"],
                                    static_ram_bytes=q["static_ram_bytes"], stack_bytes=q["stack_bytes"],
                                    instructions=q["instructions"], clock_mhz=clock_of(recs, core), estimate=True)
+                tflm = {k: one(recs, model=zoo_name, target=core, runtime="tflm", metric=k)
+                        for k in ("latency_ms", "flash_bytes", "code_bytes", "static_ram_bytes", "stack_bytes")}
+                if tflm["flash_bytes"] is not None:      # TFLM built from source here (optional keys)
+                    cores[core].update(tflm_ms=tflm["latency_ms"], tflm_flash_bytes=tflm["flash_bytes"],
+                                       tflm_code_bytes=tflm["code_bytes"], tflm_static_ram_bytes=tflm["static_ram_bytes"],
+                                       tflm_stack_bytes=tflm["stack_bytes"])
         models[name] = dict(task=mlperf.TASKS[name], macs=one(recs, model=zoo_name, metric="macs"),
                             published_ms=mlperf.PUBLISHED_MS[name], cores=cores,
                             flash_bytes=cores.get("cortex-m4", {}).get("flash_bytes"),
@@ -642,16 +654,25 @@ def _mlperf(doc, recs, mlperf):
           "contention, so they flatter us; the published latencies were measured on real boards. Our ms are "
           "at the boards' clocks. Our weights are seeded random (speed does not depend on trained values).")
     rows, rows7 = [], []
+    built = any(m.get("cores", {}).get("cortex-m4", {}).get("tflm_ms") for m in mlperf["models"].values())
     for name, m in mlperf["models"].items():
         pub = m.get("published_ms", {})
         m4 = m.get("cores", {}).get("cortex-m4", {})
         m7 = m.get("cores", {}).get("cortex-m7", {})
         rows.append([m.get("task", name), m.get("macs"), _ms_or_counts(m4)]
+                    + ([format_ms(m4.get("tflm_ms")), _ratio(pub.get("tflm_m4"), m4.get("tflm_ms"))] if built else [])
                     + [_published(pub.get(k)) for k, _ in MLPERF_COLUMNS] + [_ratio(pub.get("xcubeai_m4"), m4.get("ms"))])
         rows7.append([m.get("task", name), _ms_or_counts(m7), _published(pub.get("xcubeai_m7")),
                       _ratio(pub.get("xcubeai_m7"), m7.get("ms"))])
     doc.p(f"Cortex-M4 at {m4_clock:g} MHz (published: NUCLEO-L4R5ZI), ms per inference:")
-    doc.table(["model", "MACs", "edgekd native C (est.)"] + [h for _, h in MLPERF_COLUMNS] + ["X-CUBE-AI / ours"], rows)
+    doc.table(["model", "MACs", "edgekd native C (est.)"]
+              + (["TFLM reference kernels, built here (est.)", "TFLM v0.5 board / our TFLM estimate"] if built else [])
+              + [h for _, h in MLPERF_COLUMNS] + ["X-CUBE-AI / ours"], rows)
+    if built:
+        doc.p("The TFLM column built here runs TFLite Micro's reference kernels through the same emulator and cost "
+              "model as our C: its ratio to the published TFLM v0.5 board measurement says how far the estimates "
+              "are from a board for interpreter code (a ratio above 1: the board was slower than our estimate; "
+              "TFLM has changed since v0.5).")
     doc.p(f"Cortex-M7 at {m7_clock:g} MHz (published: NUCLEO-H7A3ZI-Q), ms per inference:")
     doc.table(["model", "edgekd native C (est.)", "X-CUBE-AI 9.0 (pub.)", "X-CUBE-AI / ours"], rows7)
     doc.p("X-CUBE-AI / ours above 1 means our estimate is faster than their board measurement; with no wait "
@@ -662,14 +683,15 @@ def _mlperf(doc, recs, mlperf):
         m4 = m.get("cores", {}).get("cortex-m4", {})
         ram = (m4.get("static_ram_bytes") or 0) + (m4.get("stack_bytes") or 0) if m4.get("static_ram_bytes") else None
         mem.append([m.get("task", name), m.get("flash_bytes") or m4.get("flash_bytes"), m.get("tflm_model_bytes"),
-                    "not measured", ram, m.get("arena_bytes"), m.get("tflm_arena_bytes"),
+                    m4.get("tflm_code_bytes") or "not measured", m4.get("tflm_flash_bytes"), ram,
+                    m.get("arena_bytes"), m.get("tflm_arena_bytes"),
                     m["arena_bytes"] / m["tflm_arena_bytes"] if m.get("arena_bytes") and m.get("tflm_arena_bytes")
                     else None])
     doc.p("Flash and RAM next to TFLite Micro's, bytes:")
-    doc.table(["model", "native C flash, M4 ELF (meas.)", "TFLM model array, .tflite (meas.)", "TFLM code",
-               "native C RAM, static + stack (meas.)", "native C arena (meas.)", "TFLM arena (meas.)",
-               "C / TFLM arena"], mem)
-    doc.p(TFLM_CODE_NOTE)
+    doc.table(["model", "native C flash, M4 ELF (meas.)", "TFLM model array, .tflite (meas.)",
+               "TFLM code, M4 (meas.)", "TFLM image flash, M4 (meas.)", "native C RAM, static + stack (meas.)",
+               "native C arena (meas.)", "TFLM arena (meas.)", "C / TFLM arena"], mem)
+    doc.p(TFLM_BUILT_NOTE if any(r[3] != "not measured" for r in mem) else TFLM_CODE_NOTE)
 
 
 def _mlperf_clock(mlperf, core, default):
@@ -720,14 +742,20 @@ def _memory(doc, recs, models):
         c = one(recs, model=m, target="host", runtime="native-c", metric="arena_bytes")
         arr = one(recs, model=m, runtime="tflm", metric="model_array_bytes")
         flash, _ = best_mcu(recs, m, metric="flash_bytes")
+        image = one(recs, model=m, target="cortex-m4", runtime="tflm", metric="flash_bytes")
         if t or c or arr:
-            rows.append([m, flash, arr, c, t, c / t if t and c else None])
+            rows.append([m, flash, arr, image, c, t, c / t if t and c else None])
     if not rows:
         return
+    built = any(r[3] is not None for r in rows)
     doc.h("Memory: native C vs TFLite Micro")
-    doc.table(["model", "native C flash B, M4 ELF: code + weights (meas.)", "TFLM model array B, .tflite (meas.)",
-               "native C arena B, planned (meas.)", "TFLM arena B, allocator report (meas.)", "C / TFLM arena"], rows)
-    if not select(recs, model="mlperf") and not any(m in ZOO_TO_MLPERF for m in models):
+    doc.table(["model", "native C flash B, M4 ELF: code + weights (meas.)", "TFLM model array B, .tflite (meas.)"]
+              + (["TFLM image flash B, M4, built here (meas.)"] if built else [])
+              + ["native C arena B, planned (meas.)", "TFLM arena B, allocator report (meas.)", "C / TFLM arena"],
+              [r[:3] + (r[3:4] if built else []) + r[4:] for r in rows])
+    if built:
+        doc.p(TFLM_BUILT_NOTE)
+    elif not any(m in ZOO_TO_MLPERF for m in models):
         doc.p(TFLM_CODE_NOTE)
     else:
         doc.p("TFLite Micro's own code is not in the TFLM column (see the note in the MLPerf Tiny section).")

@@ -266,6 +266,47 @@ def _emulate(elf, core, name, kind, x_q, expected, timeout_s):
     return em, trace
 
 
+def tflm_mcu_bench(recs, model, tflite, x_q, cores, tflm_src, work_dir, clocks=None, timeout_s=1800.0, lib_dir=None):
+    """TFLite Micro itself on each core, built from its sources (``benchmarks/tflm_size.py``): flash and
+    RAM of the whole image (interpreter and kernels included) and one emulated inference (ESTIMATED
+    cycles of the invoke, with the same cost model as the native C rows); the emulated output must
+    equal the Python TFLM's."""
+    from firmware_export.interp import tflm_module
+
+    from .mcu.toolchain import CORES, find_compiler
+    from .tflm_size import build_image, emulate
+
+    if not find_compiler():
+        recs.skip(model, "cortex-m", "tflm", "mcu", NO_CROSS_COMPILER)
+        return
+    interp = tflm_module().Interpreter.from_file(str(tflite))
+    interp.set_input(np.asarray(x_q, np.int8).reshape(interp.get_input_details(0)["shape"]), 0)
+    interp.invoke()
+    expected = np.asarray(interp.get_output(0)).reshape(-1)
+    for core in cores:
+        clock = (clocks or {}).get(core, CORES[core].clock_mhz)
+        tag = dict(opt="-Os/-O2", clock_mhz=clock, compiler=recs.context["arm_compiler"], source=str(tflm_src))
+        try:
+            img = build_image(tflite, tflm_src, core, Path(work_dir) / "tflm-build", lib_dir=lib_dir)
+            recs.add(model, core, "tflm", "flash_bytes", img["flash_bytes"], "B", sections=img["sections"],
+                     code_bytes=img["code_bytes"], ops=img["ops"], **tag)
+            recs.add(model, core, "tflm", "static_ram_bytes", img["static_ram_bytes"], "B", **tag)
+            recs.add(model, core, "tflm", "code_bytes", img["code_bytes"], "B",
+                     note="TFLM image flash minus the model array: interpreter, resolver, kernels, libc/libm parts",
+                     **tag)
+            em = emulate(img, x_q, timeout_s=timeout_s)
+        except EdgeKDError as err:
+            recs.skip(model, core, "tflm", "TFLM build/emulation", err)
+            continue
+        recs.add(model, core, "tflm", "emulation_matches_host", int(np.array_equal(em["output"], expected)), "bool",
+                 note="emulated TFLM output == the tflite-micro Python interpreter's", **tag)
+        recs.add(model, core, "tflm", "instructions", em["instructions"], "instr", **tag)
+        recs.add(model, core, "tflm", "stack_bytes", em["stack_bytes"], "B", **tag)
+        if em.get("cycles") is not None:
+            recs.add(model, core, "tflm", "cycles", em["cycles"], "cycles", estimate=True, **tag)
+            recs.add(model, core, "tflm", "latency_ms", em["cycles"] / (clock * 1e3), "ms", estimate=True, **tag)
+
+
 def reference_kernel_bench(recs, work_dir, cores=None, opts=None, clocks=None):
     """The hand-written 256x64 int8 FC layer: calibrates the cost model against a known kernel."""
     from .mcu.reference import fc_reference, make_fc, write_fc_kernel

@@ -193,14 +193,15 @@ def _op_method(op: str) -> str:
     return "Add" + "".join(part.capitalize() if not part[0].isdigit() else part.upper() for part in op.split("_"))
 
 
-def build_image(tflite, src, core="cortex-m4", out_dir="build/tflm", arena_bytes=None, jobs=2) -> dict:
-    """Link a TFLM firmware image for one .tflite; its sizes and the ELF path."""
+def build_image(tflite, src, core="cortex-m4", out_dir="build/tflm", arena_bytes=None, jobs=2, lib_dir=None) -> dict:
+    """Link a TFLM firmware image for one .tflite; its sizes and the ELF path. The library's objects
+    are cached in ``lib_dir`` (default ``out_dir``): share it between models."""
     from firmware_export.interp import tflm_module  # noqa: F401 - the tflite-micro package must be importable
     from firmware_export.targets.tflite import ops_in
 
     tflite, out_dir = Path(tflite), Path(out_dir)
     ops = ops_in(tflite)
-    objs = compile_library(src, core, out_dir, jobs, ops)
+    objs = compile_library(src, core, lib_dir or out_dir, jobs, ops)
     data = tflite.read_bytes()
     shapes = _io_sizes(tflite)
     arena = int(arena_bytes or _measured_arena(data)) + 1024        # the 32-bit target's own bookkeeping

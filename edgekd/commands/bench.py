@@ -48,6 +48,9 @@ def add_parser(sub):
     p.add_argument("--reports", default="reports",
                    help="where --demo reads demo/bci/generators/selfdistill.json (default: %(default)s)")
     p.add_argument("--work", default=None, metavar="DIR", help="exports and builds (default: OUT/work)")
+    p.add_argument("--tflm-src", default=None, metavar="DIR",
+                   help="a tflite-micro checkout (after its `make ... third_party_downloads`): also build TFLM itself "
+                        "for each core, size the whole image and emulate it (default: $EDGEKD_TFLM_SRC, else off)")
     p.add_argument("--quick", action="store_true",
                    help="fewer timed runs; models over 200k MACs sized but not emulated (default: off)")
     p.set_defaults(func=run)
@@ -60,7 +63,10 @@ def run(args):
 
     from benchmarks.bench import BenchConfig, bench, parse_clocks, parse_cores, parse_runtimes
 
-    changes = {"cores": parse_cores(args.cores), "runtimes": parse_runtimes(args.runtimes)}
+    import os
+
+    changes = {"cores": parse_cores(args.cores), "runtimes": parse_runtimes(args.runtimes),
+               "tflm_src": args.tflm_src or os.environ.get("EDGEKD_TFLM_SRC") or None}
     if args.clock:
         changes["clocks_mhz"] = {**BenchConfig().clocks_mhz, **parse_clocks(args.clock)}
     config = BenchConfig.quick(**changes) if args.quick else BenchConfig(**changes)

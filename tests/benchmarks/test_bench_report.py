@@ -144,9 +144,23 @@ def test_mlperf_section_puts_estimates_next_to_published_numbers(tmp_path, recor
     assert m7["edgekd native C (est.)"] == "counts only (9,000,000 instr.)" and m7["X-CUBE-AI / ours"] == "-"
     headers, rows = _table(text.split("Flash and RAM next to TFLite Micro's")[1])
     mem = dict(zip(headers, rows[0]))
-    assert mem["C / TFLM arena"] == f"{40_000 / 60_000:.4g}" and mem["TFLM code"] == "not measured"
+    assert mem["C / TFLM arena"] == f"{40_000 / 60_000:.4g}" and mem["TFLM code, M4 (meas.)"] == "not measured"
     assert mem["native C RAM, static + stack (meas.)"] == "50,400"
     assert "ships the interpreter only as an x86-64 Python extension" in text
+
+
+def test_mlperf_section_with_tflm_built_here_compares_it_with_the_published_tflm(tmp_path, records):
+    built = json.loads(json.dumps(MLPERF))
+    built["models"]["resnet8"]["cores"]["cortex-m4"].update(tflm_ms=352.1, tflm_code_bytes=41_000,
+                                                             tflm_flash_bytes=131_000)
+    md = render(records, tmp_path, mlperf=built).markdown(tmp_path)
+    text = _section(md, "MLPerf Tiny models next to the published results")
+    row = dict(zip(*(lambda t: (t[0], t[1][0]))(_table(text.split("Cortex-M4 at 120 MHz")[1]))))
+    assert row["TFLM reference kernels, built here (est.)"] == "352 ms"
+    assert row["TFLM v0.5 board / our TFLM estimate"] == f"{704.2 / 352.1:.4g}"           # 2: the board is slower
+    mem = dict(zip(*(lambda t: (t[0], t[1][0]))(_table(text.split("Flash and RAM next to TFLite Micro's")[1]))))
+    assert mem["TFLM code, M4 (meas.)"] == "41,000" and mem["TFLM image flash, M4 (meas.)"] == "131,000"
+    assert "built from its sources" in text
 
 
 def test_mlperf_dict_from_zoo_records_takes_published_numbers_from_benchmarks_mlperf(monkeypatch):
