@@ -115,7 +115,7 @@ void operator delete(void *, unsigned int) noexcept {}
 # op -> the kernel file that registers it, where the name does not say (CONV_2D -> conv.cc does)
 KERNEL_FILES = {"AVERAGE_POOL_2D": "pooling", "MAX_POOL_2D": "pooling", "MEAN": "reduce", "SUM": "reduce",
                 "REDUCE_MAX": "reduce", "RELU": "activations", "RELU6": "activations", "LEAKY_RELU": "leaky_relu"}
-KERNEL_HELPERS = ("kernel_util", "micro_tensor_utils")
+KERNEL_HELPERS = ("kernel_util", "micro_tensor_utils", "conv_common")   # depthwise conv uses conv_common
 
 
 def kernel_stems(ops) -> set[str]:
