@@ -4,8 +4,10 @@
 ...              calibration_data=train_x[:256], parity_inputs=test_x[:200])   # doctest: +SKIP
 >>> art.parity["passed"], art.files, art.predict(test_x[:5])                    # doctest: +SKIP
 
-Targets: ``onnx`` (fp32), ``tflite`` (int8 default, fp32), ``tflm`` (int8), ``c`` (int8).
-Every export folder is written atomically and holds ``export.json`` and ``parity.json``.
+Targets: ``onnx`` (fp32 default, int8), ``tflite`` (int8 default, fp32), ``tflm`` (int8), ``c`` (int8).
+Every model first goes through one canonicalization pass (``canonicalize.py``); each target then
+checks the ops it accepts (``ops.py``, ``ACCEPTS`` in each ``targets/<name>.py``). Every export
+folder is written atomically and holds ``export.json`` and ``parity.json``.
 """
 from __future__ import annotations
 
@@ -18,12 +20,13 @@ import numpy as np
 import torch
 
 from .artifact import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, Artifact
+from .canonicalize import canonicalize
 from .errors import ExportError, ParityError, UnsupportedOpError
-from .ops import SUPPORTED_OPS, check_modules, check_supported
+from .ops import accepted_by, check_target, op_uses
 from .targets import TARGETS, ExportJob, target_module
 
-__all__ = ["export", "Artifact", "ExportError", "ParityError", "UnsupportedOpError", "SUPPORTED_OPS", "TARGETS",
-           "load"]
+__all__ = ["export", "quantize", "canonicalize", "accepted_by", "Artifact", "ExportError", "ParityError",
+           "UnsupportedOpError", "TARGETS", "load"]
 
 DEFAULT_PARITY_INPUTS = 64
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -38,8 +41,9 @@ def export(model, target="onnx", *, example_input, out_dir, calibration_data=Non
            parity_inputs=None, float_reference=None, verbose=None) -> Artifact:
     """Export ``model`` to ``target`` in ``out_dir`` and prove it with a parity record.
 
-    ``model``: a float ``torch.nn.Module`` made of :data:`SUPPORTED_OPS`, or an int8 PT2E graph from
-    ``edgekd.quant.pt2e`` (then no calibration is needed). ``example_input``: a float32 tensor
+    ``model``: a float ``torch.nn.Module`` (canonicalized first; its ops must be ones ``target``
+    accepts), or an int8 PT2E graph from :func:`quantize` or ``edgekd.quant.pt2e`` (then no
+    calibration is needed; it is checked as it is). ``example_input``: a float32 tensor
     ``(1, ...)``. ``calibration_data``: float inputs ``(N, ...)`` for int8 targets (a few hundred).
     ``precision``: ``"int8"`` (default for tflite/tflm/c) or ``"fp32"`` (onnx, tflite).
     ``parity_inputs``: held-out float inputs ``(N, ...)``; default is 64 seeded random inputs in
@@ -65,10 +69,12 @@ def export(model, target="onnx", *, example_input, out_dir, calibration_data=Non
     prequantized = is_quantized_graph(model)
     if not prequantized:
         model = model.eval()
-        check_modules(model)  # refuse e.g. nn.LSTM before running or tracing anything
     x = _check_example(model, example_input)
     t0 = time.perf_counter()
-    ops = check_supported(model, x)
+    graph = model if prequantized else canonicalize(model, x)
+    uses = op_uses(graph)
+    check_target(uses, target)
+    ops = sorted({u.op for u in uses})
     logger.info(f"export {target}/{precision}: ops {', '.join(ops)}")
     calibration = None
     if calibration_data is not None:
@@ -85,19 +91,29 @@ def export(model, target="onnx", *, example_input, out_dir, calibration_data=Non
         elif calibration is None:
             raise ExportError(f"target {target!r} with precision 'int8' needs calibration_data (a few hundred "
                               f"representative float inputs shaped (N, {', '.join(map(str, x.shape[1:]))})) "
-                              "to quantize a float model, or an int8 PT2E graph from edgekd.quant.pt2e")
+                              "to quantize a float model, or an int8 PT2E graph from firmware_export.quantize")
         else:
-            quantized = quantize_pt2e(model, x, calibration)
+            quantized = quantize_pt2e(graph, x, calibration)
     elif prequantized:
         raise ExportError(f"precision {precision!r} needs a float model; got an int8-quantized PT2E graph")
     job = ExportJob(name=name, precision=precision, example_input=x, parity_inputs=p_in, parity_inputs_desc=p_desc,
                     float_model=(float_reference.eval() if float_reference is not None else None) if prequantized
                     else model, calibration=calibration, quantized=quantized,
-                    quantized_desc=QUANTIZER_DESC if precision == "int8" else {}, verbose=verbose)
+                    quantized_desc=QUANTIZER_DESC if precision == "int8" else {}, verbose=verbose,
+                    canonical=None if prequantized else graph, op_uses=uses)
     from . import parity as parity_mod
 
+    checks = {}
+    if job.canonical is not None:  # the rewritten graph must compute what the user's model computes
+        from .canonicalize import run
+
+        checks["canonical_vs_torch"] = parity_mod.float_check(
+            job.torch_float(), run(job.canonical, p_in).numpy(), against="the model before canonicalization")
+        parity_mod.require(parity_mod.make_record(target, precision, checks, n_inputs=len(p_in), inputs=p_desc),
+                           where=f"{out_dir} ({target}/{precision}, canonicalization)")
     with atomic_dir(out_dir) as tmp:
-        files, meta, checks = module.build(job, tmp)
+        files, meta, target_checks = module.build(job, tmp)
+        checks.update(target_checks)
         record = parity_mod.make_record(target, precision, checks, n_inputs=len(p_in), inputs=p_desc)
         parity_mod.require(record, where=f"{out_dir} ({target}/{precision})")
         config = _export_config(target, precision, name, files, meta, model, x, ops, calibration, quantized,
@@ -108,6 +124,18 @@ def export(model, target="onnx", *, example_input, out_dir, calibration_data=Non
         atomic_write_json(tmp / "export.json", config)
     logger.info(f"export {target}/{precision}: wrote {out_dir} (parity passed)")
     return Artifact.load(out_dir)
+
+
+def quantize(model, example_input, calibration_data):
+    """The ONE int8 PT2E graph every int8 target converts: canonicalize, then PTQ with the int8
+    quantizer (``quantizer.py``) on ``calibration_data``. Export it to several int8 targets and
+    each converts it once (the .tflite is cached per graph)."""
+    from .targets.tflite import quantize_pt2e
+
+    model = model.eval()
+    x = _check_example(model, example_input)
+    calibration = _as_inputs(calibration_data, x, "calibration_data")
+    return quantize_pt2e(canonicalize(model, x), x, calibration)
 
 
 def _export_config(target, precision, name, files, meta, model, x, ops, calibration, quantized, job, seconds):

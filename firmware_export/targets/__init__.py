@@ -1,6 +1,7 @@
 """One module per export target, each with the same small interface:
 
-``PRECISIONS`` (first is the default), ``build(job, folder) -> (files, meta, checks)`` writing
+``PRECISIONS`` (first is the default), ``ACCEPTS`` (``ops.ANY`` or a function of one ``ops.OpUse``:
+what the up-front check lets through), ``build(job, folder) -> (files, meta, checks)`` writing
 into a temporary folder, and ``open_runtime(folder, config, runtime) -> fn(raw batch) -> raw batch``.
 """
 from __future__ import annotations
@@ -37,6 +38,8 @@ class ExportJob:
     quantized: torch.nn.Module | None = None   # the ONE PT2E int8 graph every int8 target converts
     quantized_desc: dict = field(default_factory=dict)
     verbose: object = None
+    canonical: torch.nn.Module | None = None   # the canonicalized float graph the float targets convert
+    op_uses: list = field(default_factory=list)  # ops.OpUse of the graph, for messages found after converting
     _cache: dict = field(default_factory=dict)
 
     def torch_float(self) -> np.ndarray | None:
