@@ -20,12 +20,11 @@ import numpy as np
 import torch
 
 from .artifact import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, Artifact
-from .canonicalize import canonicalize
 from .errors import ExportError, ParityError, UnsupportedOpError
 from .ops import accepted_by, check_target, op_uses
 from .targets import TARGETS, ExportJob, target_module
 
-__all__ = ["export", "quantize", "canonicalize", "accepted_by", "Artifact", "ExportError", "ParityError",
+__all__ = ["export", "quantize", "accepted_by", "Artifact", "ExportError", "ParityError",
            "UnsupportedOpError", "TARGETS", "load"]
 
 DEFAULT_PARITY_INPUTS = 64
@@ -71,6 +70,8 @@ def export(model, target="onnx", *, example_input, out_dir, calibration_data=Non
         model = model.eval()
     x = _check_example(model, example_input)
     t0 = time.perf_counter()
+    from .canonicalize import canonicalize
+
     graph = model if prequantized else canonicalize(model, x)
     uses = op_uses(graph)
     check_target(uses, target)
@@ -130,6 +131,7 @@ def quantize(model, example_input, calibration_data):
     """The ONE int8 PT2E graph every int8 target converts: canonicalize, then PTQ with the int8
     quantizer (``quantizer.py``) on ``calibration_data``. Export it to several int8 targets and
     each converts it once (the .tflite is cached per graph)."""
+    from .canonicalize import canonicalize
     from .targets.tflite import quantize_pt2e
 
     model = model.eval()

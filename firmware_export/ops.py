@@ -93,7 +93,9 @@ def _module_class(node) -> str:
     stack = node.meta.get("nn_module_stack")
     if not stack:
         return ""
-    cls = list(stack.values())[-1][1]
+    path, cls = list(stack.values())[-1]
+    if path in ("", "L['self']"):
+        return ""  # the model's own forward: the layer already says "forward (node)"
     name = cls.__name__ if isinstance(cls, type) else str(cls).rsplit(".", 1)[-1]
     return "" if name == "canonicalize" else name
 

@@ -20,7 +20,10 @@ FLOAT_REL_TOL = 1e-4       # float runtimes vs torch: max|a-b| / max|torch| (iss
 REF_LSB = 0                # int8 runtimes with TFLite's reference integer arithmetic (TFLM, native C): bit-exact
 # LiteRT 2.3's BUILTIN_REF FULLY_CONNECTED requantizes differently from TFLite's reference integer
 # arithmetic that TFLM (and the native C) use: measured 1 LSB apart on ~0.1% of FC outputs, while
-# conv, depthwise, pooling and add agree exactly. So: at most 1 LSB and at least 99% exact.
+# conv, depthwise, pooling and add agree exactly. So: at most 1 LSB and at least 99% exact. When
+# FC layers follow each other, each flip moves every output of the next FC a little and the
+# flips multiply (measured on 2- to 10-layer MLPs: 91.8-99.6% exact, never more than 1 LSB; the
+# zoo's FC autoencoder 97.5%): there only the 1 LSB bound is gated, the exact fraction recorded.
 LITERT_REF_LSB = 1
 LITERT_REF_MIN_EXACT = 0.99
 # vs LiteRT's default (XNNPACK) kernels, which round differently: 1 LSB per kernel, but the
@@ -47,7 +50,7 @@ def float_check(reference, output, *, rel_tol=FLOAT_REL_TOL, against="torch") ->
             "passed": bool(np.isfinite(err) and err / scale <= rel_tol)}
 
 
-def lsb_check(reference, output, *, max_lsb, against, min_exact=None, blocking=True) -> dict:
+def lsb_check(reference, output, *, max_lsb, against, min_exact=None, max_mean=None, blocking=True) -> dict:
     """Integer outputs: max and mean |LSB| difference, exact-match fraction, argmax agreement."""
     reference, output = np.asarray(reference, np.int64), np.asarray(output, np.int64)
     diff = np.abs(reference - output)
@@ -59,7 +62,19 @@ def lsb_check(reference, output, *, max_lsb, against, min_exact=None, blocking=T
     if min_exact is not None:
         out["threshold_exact_fraction"] = min_exact
         out["passed"] = out["passed"] and exact >= min_exact
+    if max_mean is not None:
+        out["threshold_mean_lsb"] = max_mean
+        out["passed"] = out["passed"] and out["mean_lsb_diff"] <= max_mean
     out["blocking"] = bool(blocking)
+    return out
+
+
+def litert_ref_check(reference, output, *, fc_layers, against="LiteRT BUILTIN_REF kernels") -> dict:
+    """An int8 runtime with TFLite's reference arithmetic vs LiteRT's BUILTIN_REF kernels (blocking):
+    <= 1 LSB, and >= 99% exact unless two or more FULLY_CONNECTED layers compound LiteRT's FC rounding."""
+    out = lsb_check(reference, output, max_lsb=LITERT_REF_LSB, against=against,
+                    min_exact=LITERT_REF_MIN_EXACT if fc_layers <= 1 else None)
+    out["fully_connected_layers"] = int(fc_layers)
     return out
 
 
@@ -127,7 +142,9 @@ def _summary(check: dict) -> str:
         return f"rel err {check['rel_err']:.2e} (max abs {check['max_abs_err']:.2e}; limit {check['threshold_rel']:.0e})"
     if check["kind"] == "int8":
         extra = f" (min {100 * check['threshold_exact_fraction']:.0f}%)" if "threshold_exact_fraction" in check else ""
-        return (f"max {check['max_lsb_diff']} LSB (limit {check['threshold_lsb']}), "
+        mean = f", mean {check['mean_lsb_diff']:.3f} LSB (limit {check['threshold_mean_lsb']})" \
+            if "threshold_mean_lsb" in check else ""
+        return (f"max {check['max_lsb_diff']} LSB (limit {check['threshold_lsb']}){mean}, "
                 f"{100 * check['exact_fraction']:.1f}% exact{extra}, argmax {100 * check['argmax_agreement']:.1f}%")
     if check["kind"] == "argmax":
         extra = f", max {check['max_lsb_diff']} LSB" if "max_lsb_diff" in check else ""

@@ -54,7 +54,8 @@ class ExportJob:
     def torch_int8(self) -> np.ndarray:
         """The PT2E-quantized graph's (dequantized) outputs on the parity inputs."""
         if "int8" not in self._cache:
-            with torch.no_grad():
-                outs = [self.quantized(x[None]) for x in self.parity_inputs]
-            self._cache["int8"] = torch.cat(outs).detach().numpy().astype(np.float32)
+            from ..canonicalize import run
+
+            # batched: with fold_quantize=False the graph re-quantizes its weights on every call
+            self._cache["int8"] = run(self.quantized, self.parity_inputs).detach().numpy().astype(np.float32)
         return self._cache["int8"]

@@ -15,7 +15,6 @@ from pathlib import Path
 from .. import parity
 from ..errors import ExportError, UnsupportedOpError
 from ..ops import refusal
-from ..interp import run_tflm, tflm_module
 from . import tflite
 
 PRECISIONS = ("int8",)
@@ -86,10 +85,9 @@ def build(job, folder: Path):
         raise refusal(job.op_uses, "c", op=err.op, where=err.layer) from None
     out = cmodel.predict_int8(refs["x_q"])
     checks = tflite.int8_checks(job, refs, out, runtime="c")
-    from .tflm import measure_arena
+    from .tflm import tflm_reference
 
-    arena = measure_arena(path.read_bytes(), refs["x_q"])
-    tflm_out = run_tflm(tflm_module().Interpreter.from_bytes(path.read_bytes(), arena_size=arena), refs["x_q"])
+    arena, tflm_out = tflm_reference(path.read_bytes(), refs["x_q"])
     checks["c_vs_tflm"] = parity.lsb_check(tflm_out, out, max_lsb=parity.REF_LSB, against="TFLite Micro")
     files = sorted({path.name, *(_rel(f, folder) for f in cmodel.files)})
     # build outputs the harness left (binaries, object files) are not part of the artifact
