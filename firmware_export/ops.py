@@ -48,8 +48,10 @@ _NAMES = {
     "relu6": "relu6", "hardtanh_": "clamp", "clamp": "clamp",
     "dropout": "identity", "clone": "identity", "alias": "identity", "contiguous": "identity", "detach": "identity",
 }
-# graph plumbing that is no op of the model
-_SKIP = {"sym_size", "_assert_tensor_metadata", "_assert_scalar", "sym_constrain_range_for_size"}
+# graph plumbing and constant factories (a converter folds them): no op of the model
+_SKIP = {"sym_size", "_assert_tensor_metadata", "_assert_scalar", "sym_constrain_range_for_size", "zeros", "ones",
+         "full", "zeros_like", "ones_like", "full_like", "empty", "new_zeros", "new_ones", "scalar_tensor",
+         "arange"}
 _QDQ = {"quantize_per_tensor", "dequantize_per_tensor", "quantize_per_channel", "dequantize_per_channel"}
 
 # vocabulary op -> the TFLite builtin ops litert-torch emits for it (int8 and fp32; fused

@@ -150,4 +150,11 @@ def test_zoo_exports_to_every_target_with_parity(name, tmp_path):
     c_out = fe.load(arts["c/int8"].path).predict_raw(x_q)
     np.testing.assert_array_equal(c_out, arts["tflm/int8"].predict_raw(x_q))
     assert np.abs(c_out.astype(int) - arts["tflite/int8"].predict_raw(x_q, "litert_ref")).max() <= 1
-    print(f"{name}: exported to 5 targets in {time.perf_counter() - t0:.0f} s")
+    checks = {k: a.parity["checks"] for k, a in arts.items()}
+    ref, qdq = checks["tflm/int8"]["tflm_vs_litert_ref"], checks["onnx/int8"]["onnxruntime_ref_vs_torch_pt2e"]
+    print(f"\n{name}: 5 exports in {time.perf_counter() - t0:.0f} s; MACs {arts['c/int8'].config['macs']:,}; "
+          f"c==tflm {100 * c_vs_tflm['exact_fraction']:.1f}% exact; tflm vs litert_ref max {ref['max_lsb_diff']} LSB "
+          f"{100 * ref['exact_fraction']:.1f}% exact; xnnpack max {checks['c/int8']['c_vs_litert_xnnpack']['max_lsb_diff']}"
+          f" LSB; onnx qdq vs torch max {qdq['max_lsb_diff']} mean {qdq['mean_lsb_diff']:.3f} LSB; onnx fp32 rel "
+          f"{checks['onnx/fp32']['onnxruntime_vs_torch']['rel_err']:.1e}; arena c {arts['c/int8'].config['arena_bytes']:,}"
+          f" B tflm {arts['tflm/int8'].config['arena_bytes']:,} B")
