@@ -1,22 +1,25 @@
 """The int8 PT2E quantizer of every int8 target: litert-torch's, plus the patterns it leaves in float.
 
 litert-torch's ``PT2EQuantizer`` (symmetric per-channel int8 weights, static per-tensor int8
-activations) annotates conv(+relu), linear, add(+relu when written as ``torch.add`` then
-``nn.ReLU``), max pool, adaptive average pool, mul, cat, sigmoid and ``_softmax``. Anything it
-does not annotate stays float between a DEQUANTIZE and a QUANTIZE in the .tflite (a "float
-island"), which the native C target refuses and which turns a model's output float when it is
-last. Measured with litert-torch 0.10 on canonical graphs, these came out float:
+activations) annotates conv(+relu), linear, add(+relu) and mul found by their source function, max
+pool, adaptive average pool, cat, sigmoid and ``_softmax``. An unannotated op stays float in the
+.tflite (DEQUANTIZE -> op -> QUANTIZE), a "float island" the native C target refuses; as the last
+op it makes the model's output float. The converter folds a float relu, relu6, average pool or
+hardswish between two int8 ops back into int8 by itself, but measured with litert-torch 0.10 on
+canonical graphs these stayed float:
 
-- ``relu`` after ``linear`` (every MLP and the FC autoencoder) and after an ``add`` written as
-  ``x += y`` (ResNet blocks): annotated here like conv+relu (the observer sits after the relu);
-- a standalone ``relu`` / ``hardtanh`` / ``avg_pool2d`` / ``constant_pad_nd``: they share their
-  input's quantization (a clamp, an average and a zero pad need no new scale);
-- ``softmax`` (export writes ``softmax.int``, not ``_softmax``), ``tanh``: TFLite's fixed output
-  quantization (1/256, -128 and 1/128, 0);
-- ``hardswish``, ``leaky_relu``, ``gelu``: an observed int8 output.
+- adds written ``x + y`` (``torch.export`` no longer records the source function the quantizer
+  looks for): 9 of MobileNetV2-0.35's 10 residual ADDs;
+- the last op when it is ``relu`` after ``linear``, an ``add`` (+ ``relu``), ``softmax`` (export
+  writes ``softmax.int``) or ``tanh``.
 
-Graphs without those patterns get exactly litert-torch's annotation (``edgekd.quant.pt2e`` and
-firmware_export must keep giving identical graphs for them; a test checks it).
+Annotations added here, only on nodes litert-torch left unannotated: an add or mul of two tensors
+gets int8 inputs and output; linear/add followed by relu observe after the relu (as conv + relu
+does: the whole int8 range for positive outputs); standalone relu / hardtanh / avg_pool2d / pad /
+reshape share their input's scale; softmax and sigmoid get TFLite's fixed output quantization
+(1/256, -128), tanh (1/128, 0); hardswish, leaky_relu and gelu an observed output. Graphs without
+those patterns get exactly litert-torch's annotation (``edgekd.quant.pt2e`` and firmware_export
+must keep giving identical graphs for them; a test checks it).
 """
 from __future__ import annotations
 

@@ -157,7 +157,7 @@ def test_channels_last_model_and_input():
 
 class ConvIdioms(nn.Module):
     """Standalone BN at the input, conv+BN+inplace ReLU, depthwise + clamp(0, 6), hardtanh, an
-    in-place residual add, dropout, AdaptiveAvgPool2d(1), Linear + BatchNorm1d + ReLU."""
+    in-place residual add, a standalone relu6, dropout, AdaptiveAvgPool2d(1), Linear + BatchNorm1d + ReLU."""
 
     def __init__(self):
         super().__init__()
@@ -178,12 +178,14 @@ class ConvIdioms(nn.Module):
         y = torch.clamp(self.dw(x), 0, 6)
         y = F.hardtanh(self.pw(y), 0.0, 6.0)
         y += x
+        y = F.relu6(y)  # a standalone relu6 (after an add): litert-torch's quantizer left it float
         y = torch.flatten(self.pool(self.drop(y)), 1)
         return self.head(F.relu(self.bn1(self.fc(y)), inplace=True))
 
 
 class MeanIdioms(nn.Module):
-    """clamp(min=0), relu6, a residual written ``x + y`` then ReLU, mean over (H, W), dropout."""
+    """clamp(min=0), relu6, a residual written ``x + y`` then ReLU, a standalone average pool, mean
+    over (H, W), dropout."""
 
     def __init__(self):
         super().__init__()
@@ -194,7 +196,7 @@ class MeanIdioms(nn.Module):
     def forward(self, x):
         x = torch.clamp(self.conv(x), min=0)
         y = F.relu6(self.dw(x))
-        x = F.relu(x + y)
+        x = F.avg_pool2d(F.relu(x + y), 2)  # a standalone average pool: it was float too
         return self.fc(F.dropout(x.mean((2, 3)), 0.1, training=self.training))
 
 
@@ -257,3 +259,39 @@ def test_idiom_nets_export_to_every_target_with_parity(name, tmp_path):
         ref = model(held).numpy()
     out = arts["c/int8"].predict(held)
     assert np.max(np.abs(out - ref)) <= 0.25 * np.max(np.abs(ref)), (np.max(np.abs(out - ref)), np.max(np.abs(ref)))
+
+
+class LastOp(nn.Module):
+    def __init__(self, last):
+        super().__init__()
+        self.fc, self.last = nn.Linear(8, 8), last
+
+    def forward(self, x):
+        return self.last(self.fc(x), x)
+
+
+LAST_OPS = {  # litert-torch's quantizer alone left each of these float, so the output was float
+    "relu_after_linear": (lambda y, x: F.relu(y), None),
+    "residual_add": (lambda y, x: y + x, None),
+    "add_relu": (lambda y, x: F.relu(y + x), None),
+    "softmax": (lambda y, x: torch.softmax(y, -1), (1 / 256, -128)),   # TFLite's fixed int8 SOFTMAX output
+    "tanh": (lambda y, x: torch.tanh(y), (1 / 128, 0)),                # TFLite's fixed int8 TANH output
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(LAST_OPS))
+def test_last_op_is_int8_in_tflite(name, tmp_path):
+    pytest.importorskip("litert_torch")
+    torch.manual_seed(0)
+    last, fixed = LAST_OPS[name]
+    model = LastOp(last).eval()
+    x = torch.randn(64, 8)
+    art = fe.export(model, "tflite", example_input=x[:1], calibration_data=x, out_dir=tmp_path / name)
+    assert art.parity["passed"] and "DEQUANTIZE" not in art.config["tflite_ops"]
+    from firmware_export.interp import tflite_interpreter
+
+    out = tflite_interpreter(art.file(".tflite"), reference=True).get_output_details()[0]
+    assert out["dtype"] == np.int8
+    if fixed is not None:
+        assert out["quantization"][0] == pytest.approx(fixed[0]) and out["quantization"][1] == fixed[1]
