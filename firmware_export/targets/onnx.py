@@ -4,7 +4,7 @@ targets convert, both with ``torch.onnx.export(..., dynamo=True)`` and checked i
 The int8 file keeps float input and output: QuantizeLinear/DequantizeLinear pairs carry the PT2E
 scales and zero points (per-channel weights, per-tensor activations). Its arithmetic is the QDQ
 semantics, i.e. the torch PT2E graph's float simulation: onnxruntime with graph optimizations off
-runs it literally and is gated against torch (<= 4 LSB, mean <= 0.25 LSB: two float simulations
+runs it literally and is gated against torch (<= 8 LSB, mean <= 0.25 LSB: two float simulations
 drift apart only by rounding flips, see ``QDQ_MAX_LSB``). With optimizations on (the default
 runtime), onnxruntime fuses QDQ into integer kernels that round differently; that difference is
 reported, never blocking (like XNNPACK's).
@@ -26,10 +26,11 @@ PRECISIONS = ("fp32", "int8")
 ACCEPTS = ANY  # whatever torch.onnx.export (dynamo) takes; its failure is reported in one line
 # onnxruntime without graph optimizations vs the torch PT2E graph: the same float simulation, but
 # float sums in another order flip a rounding at a quantize node now and then, and a flip moves
-# the layers after it (measured on the zoo: 0 LSB on DS-CNN, ResNet-8 and MobileNetV1, 1 LSB on 0.1%
-# of the FC autoencoder's outputs, 2 LSB and 91.4% exact on the 52-layer MobileNetV2). A wrong
-# scale, zero point or weight layout is off by many LSB on most outputs: the mean catches it.
-QDQ_MAX_LSB = 4
+# the layers after it (measured on the zoo with random weights: max 0-1 LSB, mean <= 0.011 LSB on
+# DS-CNN, ResNet-8, MobileNetV1 and the FC autoencoder; 2-3 LSB, mean 0.05 on the 52-layer
+# MobileNetV2-0.35). A wrong scale, zero point or weight layout is off by many LSB on most
+# outputs: the mean catches it; the max only bounds the drift.
+QDQ_MAX_LSB = 8
 QDQ_MEAN_LSB = 0.25
 
 
