@@ -44,7 +44,8 @@ def export(model, target="onnx", *, example_input, out_dir, calibration_data=Non
     accepts), or an int8 PT2E graph from :func:`quantize` or ``edgekd.quant.pt2e`` (then no
     calibration is needed; it is checked as it is). ``example_input``: a float32 tensor
     ``(1, ...)``. ``calibration_data``: float inputs ``(N, ...)`` for int8 targets (a few hundred).
-    ``precision``: ``"int8"`` (default for tflite/tflm/c) or ``"fp32"`` (onnx, tflite).
+    ``precision``: ``"int8"`` (default for tflite/tflm/c; QDQ for onnx) or ``"fp32"`` (default for onnx;
+    tflite).
     ``parity_inputs``: held-out float inputs ``(N, ...)``; default is 64 seeded random inputs in
     the calibration range. ``float_reference``: when ``model`` is an int8 PT2E graph, the float model
     it came from, compared for information. Raises :class:`ParityError` (and writes nothing) if
