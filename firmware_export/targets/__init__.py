@@ -1,6 +1,7 @@
 """One module per export target, each with the same small interface:
 
-``PRECISIONS`` (first is the default), ``build(job, folder) -> (files, meta, checks)`` writing
+``PRECISIONS`` (first is the default), ``ACCEPTS`` (``ops.ANY`` or a function of one ``ops.OpUse``:
+what the up-front check lets through), ``build(job, folder) -> (files, meta, checks)`` writing
 into a temporary folder, and ``open_runtime(folder, config, runtime) -> fn(raw batch) -> raw batch``.
 """
 from __future__ import annotations
@@ -38,6 +39,8 @@ class ExportJob:
     quantized_desc: dict = field(default_factory=dict)
     verbose: object = None
     tflite_bytes: bytes | None = None      # a user's fully-int8 .tflite, taken as it is (no torch graph at all)
+    canonical: torch.nn.Module | None = None   # the canonicalized float graph the float targets convert
+    op_uses: list = field(default_factory=list)  # ops.OpUse of the graph, for messages found after converting
     _cache: dict = field(default_factory=dict)
 
     def torch_float(self) -> np.ndarray | None:
@@ -52,7 +55,8 @@ class ExportJob:
     def torch_int8(self) -> np.ndarray:
         """The PT2E-quantized graph's (dequantized) outputs on the parity inputs."""
         if "int8" not in self._cache:
-            with torch.no_grad():
-                outs = [self.quantized(x[None]) for x in self.parity_inputs]
-            self._cache["int8"] = torch.cat(outs).detach().numpy().astype(np.float32)
+            from ..canonicalize import run
+
+            # batched: with fold_quantize=False the graph re-quantizes its weights on every call
+            self._cache["int8"] = run(self.quantized, self.parity_inputs).detach().numpy().astype(np.float32)
         return self._cache["int8"]
