@@ -36,6 +36,7 @@ import numpy as np
 
 from .. import cgen, fixedpoint
 from ..errors import ExportError, UnsupportedOpError
+from ..firmware import c_abi_doc, c_io_helpers
 from ..tflite_reader import Graph, Operator, Tensor, read_tflite
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
@@ -1051,6 +1052,7 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
     signature = f"int {name}_invoke({', '.join(params)})"
     sizes = [f"{n}[{NAME}_{n.upper()}_SIZE]" for n in in_names + out_names]
     hbody = [cgen.banner(f"native C model '{name}' from {_safe_text(Path(graph.path).name)}", cfg),
+             c_abi_doc(name, len(tins), len(touts)),
              "#include <stdint.h>\n",
              cgen.comment("scales are for callers that quantize/dequantize; the int8 path never uses float"),
              *io_macros("input", tins, in_q),
@@ -1064,7 +1066,10 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
                           "int8, same layout as the .tflite tensors; inputs first, then outputs, each in the "
                           ".tflite graph's order. Returns 0 on success, -1 on a NULL pointer. Not reentrant "
                           "(uses one static arena)."),
-             f"{signature};\n"]
+             "#ifdef __cplusplus\nextern \"C\" {\n#endif\n",
+             f"{signature};\n\n",
+             c_io_helpers(name, len(tins), len(touts)),
+             "#ifdef __cplusplus\n}\n#endif\n"]
     header = cgen.include_guard(name, "".join(hbody))
 
     # source

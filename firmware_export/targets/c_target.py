@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .. import parity
 from ..errors import ExportError
+from ..firmware import write_c_example
 from ..interp import run_tflm, tflm_module
 from . import tflite
 
@@ -42,7 +43,8 @@ def build(job, folder: Path):
     arena = measure_arena(path.read_bytes(), refs["x_q"])
     tflm_out = run_tflm(tflm_module().Interpreter.from_bytes(path.read_bytes(), arena_size=arena), refs["x_q"])
     checks["c_vs_tflm"] = parity.lsb_check(tflm_out, out, max_lsb=parity.REF_LSB, against="TFLite Micro")
-    files = sorted({path.name, *(_rel(f, folder) for f in cmodel.files)})
+    files = sorted({path.name, *(_rel(f, folder) for f in cmodel.files),
+                    *write_c_example(folder, job.name, len(cmodel.input_shapes), len(cmodel.output_shapes))})
     # build outputs the harness left (binaries, object files) are not part of the artifact
     meta = {"runtimes": ["c", "litert_ref", "litert", "tflm"], "default_runtime": "c",
             "arena_bytes": int(getattr(cmodel, "arena_bytes", 0) or 0), "tflm_arena_bytes": arena,
