@@ -38,7 +38,14 @@ class ExportJob:
     quantized_desc: dict = field(default_factory=dict)
     verbose: object = None
     tflite_bytes: bytes | None = None      # a user's fully-int8 .tflite, taken as it is (no torch graph at all)
+    input_layout: str = "nchw"             # "nhwc": the .tflite graph takes (1, H, W, C) (firmware.channels_last_input)
     _cache: dict = field(default_factory=dict)
+
+    def graph_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Float inputs (N, C, H, W) as the exported .tflite graph takes them (NHWC when asked)."""
+        from ..firmware import to_layout
+
+        return to_layout(x, self.input_layout)
 
     def torch_float(self) -> np.ndarray | None:
         """The float model's outputs on the parity inputs (None if only a quantized graph was given)."""

@@ -17,6 +17,7 @@ import torch
 
 from .. import parity
 from ..errors import ExportError
+from ..firmware import for_layout
 from ..interp import io_quant, quantize, run_tflite, tflite_interpreter
 
 PRECISIONS = ("int8", "fp32")
@@ -134,7 +135,8 @@ def write_int8(job, path) -> Path:
     if job.tflite_bytes is not None:
         Path(path).write_bytes(job.tflite_bytes)
         return Path(path)
-    return convert_int8(job.quantized, job.example_input, path, verbose=job.verbose)
+    return convert_int8(for_layout(job.quantized, job.input_layout), job.graph_inputs(job.example_input), path,
+                        verbose=job.verbose)
 
 
 def _first(err):
@@ -156,7 +158,7 @@ def int8_reference(job, tflite_path) -> dict:
     """Int8 codes of the parity inputs and the outputs of LiteRT reference/optimized kernels and torch
     (no torch outputs for a user's .tflite: there is no graph to run)."""
     qin, qout = tflite_quant(tflite_path)
-    x_q = quantize(job.parity_inputs.numpy(), *qin)
+    x_q = quantize(job.graph_inputs(job.parity_inputs).numpy(), *qin)
     refs = {
         "x_q": x_q, "qin": qin, "qout": qout,
         "litert_ref": run_tflite(tflite_interpreter(tflite_path, reference=True), x_q),
@@ -195,8 +197,9 @@ def build(job, folder: Path):
     versions = {"litert_torch": getattr(litert_torch, "__version__", "?"), "ai_edge_litert": _litert_version()}
     path = folder / f"{job.name}.tflite"
     if job.precision == "fp32":
-        convert_fp32(job.float_model, job.example_input, path, verbose=job.verbose)
-        x = job.parity_inputs.numpy()
+        convert_fp32(for_layout(job.float_model, job.input_layout), job.graph_inputs(job.example_input), path,
+                     verbose=job.verbose)
+        x = job.graph_inputs(job.parity_inputs).numpy()
         checks = {
             "litert_vs_torch": parity.float_check(job.torch_float(), run_tflite(tflite_interpreter(path), x),
                                                   against="torch fp32"),
