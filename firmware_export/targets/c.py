@@ -13,6 +13,10 @@ C ABI of ``{name}.h`` (one input, one output)::
     #define {NAME}_INPUT_SIZE / _OUTPUT_SIZE / _ARENA_SIZE / _MACS / _NUM_INPUTS / _NUM_OUTPUTS
     #define {NAME}_INPUT_ZERO_POINT / _OUTPUT_ZERO_POINT  (scales as float macros, unused by C)
     int {name}_invoke(const int8_t *input, int8_t *output);   /* 0 on success */
+    static inline void {name}_quantize_input(const float *x, int8_t *q);      /* firmware.c_io_helpers */
+    static inline void {name}_dequantize_output(const int8_t *q, float *y);
+
+The declarations sit inside ``extern "C"`` guards, so C++ includes the header as it is.
 
 Several inputs or outputs: one pointer each, inputs first, then outputs, in the .tflite graph's
 order, named input0, input1, ... / output0, output1, ...; the macros are indexed the same way
