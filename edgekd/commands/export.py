@@ -51,7 +51,7 @@ def add_parser(sub):
                    help="dataset a checkpoint was trained on (calibration, parity, accuracy) (default: %(default)s)")
     p.add_argument("--input-layout", default="nchw", choices=("nchw", "nhwc"),
                    help="layout of the device input for an image model (1,C,H,W): 'nhwc' makes the tflite, tflm "
-                        "and c models take (1,H,W,C), an HWC camera buffer as it is, with no transpose inside "
+                        "and c models take (1,H,W,C), an HWC camera buffer as it is, with no leading transpose "
                         "(onnx stays NCHW) (default: %(default)s)")
     p.add_argument("--name", default="model",
                    help="file stem / C identifier of the exported model (default: %(default)s)")
