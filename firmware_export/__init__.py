@@ -23,8 +23,10 @@ import torch
 
 from .artifact import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, Artifact
 from .errors import ExportError, ParityError, UnsupportedOpError
+from .firmware import check_input_layout
 from .model_files import LoadedModel, TFLiteModel, load_inputs, load_model
 from .ops import accepted_by, check_target, op_uses
+from .readme import README, write_readme
 from .targets import TARGETS, ExportJob, target_module
 
 __all__ = ["export", "quantize", "accepted_by", "Artifact", "ExportError", "ParityError", "UnsupportedOpError",
@@ -40,7 +42,7 @@ def load(path) -> Artifact:
 
 
 def export(model, target="onnx", *, example_input=None, out_dir, calibration_data=None, precision=None, name="model",
-           parity_inputs=None, float_reference=None, verbose=None) -> Artifact:
+           parity_inputs=None, float_reference=None, input_layout=None, verbose=None) -> Artifact:
     """Export ``model`` to ``target`` in ``out_dir`` and prove it with a parity record.
 
     ``model``: a float ``torch.nn.Module`` (canonicalized first; its ops must be ones ``target``
@@ -49,10 +51,13 @@ def export(model, target="onnx", *, example_input=None, out_dir, calibration_dat
     :func:`load_model` (targets tflite/tflm/c; no torch involved).
     ``example_input``: a float32 tensor ``(1, ...)`` (not needed for a .tflite). ``calibration_data``:
     float inputs ``(N, ...)`` for int8 targets (a few hundred). ``precision``: ``"int8"`` (default
-    for tflite/tflm/c/executorch; QDQ for onnx) or ``"fp32"`` (default for onnx; tflite, executorch). ``parity_inputs``: held-out float inputs
-    ``(N, ...)``, or a count N of seeded random inputs in the calibration range (default 64).
+    for tflite/tflm/c/executorch; QDQ for onnx) or ``"fp32"`` (default for onnx; tflite, executorch).
+    ``parity_inputs``: held-out float inputs ``(N, ...)``, or a count N of seeded random inputs in the calibration range (default 64).
     ``float_reference``: when ``model`` is an int8 PT2E graph, the float model it came from, compared
-    for information. Raises :class:`ParityError` (and writes nothing) if parity fails.
+    for information. ``input_layout``: ``"nhwc"`` converts an image model (1, C, H, W) so the .tflite,
+    TFLite Micro and native C models take (1, H, W, C) (an HWC camera buffer as it is; targets tflite,
+    tflm, c); default ``"nchw"``, the torch layout. Raises :class:`ParityError` (and writes nothing) if
+    parity fails. Every folder gets a ``README.md`` written from its ``export.json``.
     """
     from edgekd.log import logger, set_log_level
 
@@ -65,6 +70,9 @@ def export(model, target="onnx", *, example_input=None, out_dir, calibration_dat
     out_dir = _check_out_dir(out_dir)
     _check_name(name)
     if isinstance(model, TFLiteModel):
+        if input_layout is not None:
+            raise ExportError(f"{model.path}: input_layout applies to torch models; a .tflite keeps the input "
+                              f"layout it was converted with {tuple(model.input_shape)}")
         return _export_tflite(model, target, module, out_dir, precision, name, parity_inputs, verbose)
     if example_input is None:
         raise ExportError("example_input: expected a float32 tensor (1, ...) that the model runs on, got None")
@@ -76,6 +84,7 @@ def export(model, target="onnx", *, example_input=None, out_dir, calibration_dat
     if not prequantized:
         model = model.eval()
     x = _check_example(model, example_input)
+    layout = check_input_layout(input_layout, target, tuple(x.shape))
     t0 = time.perf_counter()
     from .canonicalize import canonicalize
 
@@ -104,7 +113,7 @@ def export(model, target="onnx", *, example_input=None, out_dir, calibration_dat
                     float_model=(float_reference.eval() if float_reference is not None else None) if prequantized
                     else model, calibration=calibration, quantized=quantized,
                     quantized_desc=QUANTIZER_DESC if precision == "int8" else {}, verbose=verbose,
-                    canonical=None if prequantized else graph, op_uses=uses)
+                    canonical=None if prequantized else graph, op_uses=uses, input_layout=layout)
     with torch.no_grad():
         out_shape = list((job.float_model or job.quantized)(x).shape)
     return _build(module, job, out_dir, target, lambda files, meta: _export_config(
@@ -138,7 +147,9 @@ def _build(module, job, out_dir, target, make_config) -> Artifact:
         record = record_of(checks)
         parity_mod.require(record, where=f"{out_dir} ({target}/{job.precision})")
         atomic_write_json(tmp / "parity.json", record)
-        atomic_write_json(tmp / "export.json", make_config(files, meta))
+        config = make_config([*files, README], meta)
+        atomic_write_json(tmp / "export.json", config)
+        write_readme(tmp, config, record)  # from the same facts as export.json
     logger.info(f"export {target}/{job.precision}: wrote {out_dir} (parity passed)")
     return Artifact.load(out_dir)
 
@@ -203,7 +214,8 @@ def _export_config(target, precision, name, files, meta, model_class, x, out_sha
         "format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "edgekd_version": __version__,
         "target": target, "precision": precision, "name": name,
         "files": sorted(files) + ["export.json", "parity.json"],
-        "input_shape": list(x.shape), "output_shape": out_shape, "input_dtype": "float32",
+        "input_shape": list(job.graph_inputs(x).shape), "output_shape": out_shape, "input_dtype": "float32",
+        "input_layout": job.input_layout if x.ndim == 4 and job.tflite_bytes is None else None,
         "model_class": model_class, "ops": ops,
         "calibration_samples": None if calibration is None else len(calibration),
         "quantization": job.quantized_desc or None,

@@ -41,7 +41,14 @@ class ExportJob:
     tflite_bytes: bytes | None = None      # a user's fully-int8 .tflite, taken as it is (no torch graph at all)
     canonical: torch.nn.Module | None = None   # the canonicalized float graph the float targets convert
     op_uses: list = field(default_factory=list)  # ops.OpUse of the graph, for messages found after converting
+    input_layout: str = "nchw"             # "nhwc": the .tflite graph takes (1, H, W, C) (firmware.channels_last_input)
     _cache: dict = field(default_factory=dict)
+
+    def graph_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Float inputs (N, C, H, W) as the exported .tflite graph takes them (NHWC when asked)."""
+        from ..firmware import to_layout
+
+        return to_layout(x, self.input_layout)
 
     def torch_float(self) -> np.ndarray | None:
         """The float model's outputs on the parity inputs (None if only a quantized graph was given)."""

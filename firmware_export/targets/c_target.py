@@ -15,6 +15,7 @@ from pathlib import Path
 from .. import parity
 from ..errors import ExportError, UnsupportedOpError
 from ..ops import refusal
+from ..firmware import write_c_example
 from . import tflite
 
 PRECISIONS = ("int8",)
@@ -91,7 +92,8 @@ def build(job, folder: Path):
 
     arena, tflm_out = tflm_reference(path.read_bytes(), refs["x_q"])
     checks["c_vs_tflm"] = parity.lsb_check(tflm_out, out, max_lsb=parity.REF_LSB, against="TFLite Micro")
-    files = sorted({path.name, *(_rel(f, folder) for f in cmodel.files)})
+    files = sorted({path.name, *(_rel(f, folder) for f in cmodel.files),
+                    *write_c_example(folder, job.name, len(cmodel.input_shapes), len(cmodel.output_shapes))})
     # build outputs the harness left (binaries, object files) are not part of the artifact
     meta = {"runtimes": ["c", "litert_ref", "litert", "tflm"], "default_runtime": "c",
             "arena_bytes": int(getattr(cmodel, "arena_bytes", 0) or 0), "tflm_arena_bytes": arena,

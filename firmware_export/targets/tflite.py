@@ -21,6 +21,7 @@ import torch
 from .. import parity
 from ..canonicalize import run
 from ..errors import ExportError
+from ..firmware import for_layout
 from ..interp import io_quant, quantize, run_tflite, tflite_interpreter
 from ..ops import ANY
 from ..quantizer import int8_quantizer
@@ -121,8 +122,9 @@ def convert_int8(graph, example_input, path, *, verbose=None) -> Path:
     import litert_torch
     from litert_torch.quantize.quant_config import QuantConfig
 
-    key = _graph_key(graph, example_input)
-    cached = _INT8_FILES.get(graph, {}).get(key)
+    # a PT2E graph is cached; a wrapper made per export (the NHWC input layout) is converted each time
+    key = _graph_key(graph, example_input) if isinstance(graph, torch.fx.GraphModule) else None
+    cached = _INT8_FILES.get(graph, {}).get(key) if key else None
     if cached is not None:
         Path(path).write_bytes(cached)
         return Path(path)
@@ -138,7 +140,8 @@ def convert_int8(graph, example_input, path, *, verbose=None) -> Path:
             raise ExportError(f"{path}: the int8 model's {kind} tensor is {np.dtype(detail['dtype'])}, not int8: "
                               f"{_float_edge(path, kind)} stayed float (the int8 quantizer does not cover it); "
                               "export with precision='fp32' or to onnx")
-    _INT8_FILES.setdefault(graph, {})[key] = Path(path).read_bytes()
+    if key:
+        _INT8_FILES.setdefault(graph, {})[key] = Path(path).read_bytes()
     return Path(path)
 
 
@@ -147,7 +150,8 @@ def write_int8(job, path) -> Path:
     if job.tflite_bytes is not None:
         Path(path).write_bytes(job.tflite_bytes)
         return Path(path)
-    return convert_int8(job.quantized, job.example_input, path, verbose=job.verbose)
+    return convert_int8(for_layout(job.quantized, job.input_layout), job.graph_inputs(job.example_input), path,
+                        verbose=job.verbose)
 
 
 _INT8_FILES = weakref.WeakKeyDictionary()  # PT2E graph -> {key: .tflite bytes}
@@ -204,7 +208,7 @@ def int8_reference(job, tflite_path) -> dict:
     """Int8 codes of the parity inputs and the outputs of LiteRT reference/optimized kernels and torch
     (no torch outputs for a user's .tflite: there is no graph to run)."""
     qin, qout = tflite_quant(tflite_path)
-    x_q = quantize(job.parity_inputs.numpy(), *qin)
+    x_q = quantize(job.graph_inputs(job.parity_inputs).numpy(), *qin)
     key = hashlib.sha256(Path(tflite_path).read_bytes() + x_q.tobytes() + str(x_q.shape).encode()).hexdigest()
     if key not in _LITERT_RUNS:  # tflite, tflm and c exporting one graph run LiteRT once
         if len(_LITERT_RUNS) >= 8:
@@ -251,8 +255,9 @@ def build(job, folder: Path):
     versions = {"litert_torch": getattr(litert_torch, "__version__", "?"), "ai_edge_litert": _litert_version()}
     path = folder / f"{job.name}.tflite"
     if job.precision == "fp32":
-        convert_fp32(job.canonical, job.example_input, path, verbose=job.verbose)
-        x = job.parity_inputs.numpy()
+        convert_fp32(for_layout(job.canonical, job.input_layout), job.graph_inputs(job.example_input), path,
+                     verbose=job.verbose)
+        x = job.graph_inputs(job.parity_inputs).numpy()
         checks = {
             "litert_vs_torch": parity.float_check(job.torch_float(), run_tflite(tflite_interpreter(path), x),
                                                   against="torch fp32"),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import cgen
+from .. import cgen, firmware
 from ..errors import ExportError
 from ..interp import run_tflm, tflm_module
 from . import tflite
@@ -180,7 +180,8 @@ def c_sources(name: str, model_bytes: bytes, arena: int, config: dict) -> dict:
     header_body = (
         cgen.banner(f"TFLite Micro model data for {name!r}", config)
         + "#include <stddef.h>\n\n"
-        + cgen.comment("Smallest tensor arena the TFLM interpreter needed on the host (bytes, 16-aligned).")
+        + cgen.comment("Smallest tensor arena (bytes, a multiple of 16) TFLite Micro ran the model in, "
+                       + firmware.TFLM_ARENA_RULE)
         + cgen.constant(f"{macro}_ARENA_BYTES", int(arena))
         + cgen.constant(f"{macro}_TFLITE_LEN", len(model_bytes))
         + "\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n"
@@ -205,12 +206,17 @@ def build(job, folder: Path):
     arena, out = tflm_reference(model_bytes, refs["x_q"])
     checks = tflite.int8_checks(job, refs, out, runtime="tflm")
     config = {"target": "tflm", "name": job.name, "arena_bytes": arena, **job.quantized_desc}
+    ops = tflite.ops_in(path)
+    sources = {**c_sources(job.name, model_bytes, arena, config),
+               f"{cgen.c_identifier(job.name)}_ops.h": firmware.resolver_header(job.name, ops, config)}
     files = [path.name]
-    for fname, text in c_sources(job.name, model_bytes, arena, config).items():
+    for fname, text in sources.items():
         (folder / fname).write_text(text)
         files.append(fname)
     meta = {"runtimes": ["tflm", "litert_ref", "litert"], "default_runtime": "tflm", "arena_bytes": arena,
-            "input_quant": refs["qin"], "output_quant": refs["qout"], "tflite_ops": tflite.ops_in(path)}
+            "arena_split": firmware.tflm_arena_split(model_bytes, arena, refs["x_q"]),
+            "tflite_bytes": len(model_bytes),
+            "input_quant": refs["qin"], "output_quant": refs["qout"], "tflite_ops": ops}
     return files, meta, checks
 
 

@@ -162,7 +162,7 @@ def test_round_trip_save_load(net, tmp_path):
     config = json.loads((tmp_path / "a" / "export.json").read_text())
     assert record["passed"] is True and record["n_inputs"] == 20
     assert config["target"] == "onnx" and config["input_shape"] == [1, 1, 12, 12] and config["output_shape"] == [1, 5]
-    assert {f.name for f in art.files} == {"model.onnx", "export.json", "parity.json"}
+    assert {f.name for f in art.files} == {"model.onnx", "export.json", "parity.json", "README.md"}
     copy = art.save(tmp_path / "b")
     shutil.rmtree(tmp_path / "a")
     with torch.no_grad():
