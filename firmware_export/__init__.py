@@ -4,8 +4,10 @@
 ...              calibration_data=train_x[:256], parity_inputs=test_x[:200])   # doctest: +SKIP
 >>> art.parity["passed"], art.files, art.predict(test_x[:5])                    # doctest: +SKIP
 
-Targets: ``onnx`` (fp32), ``tflite`` (int8 default, fp32), ``tflm`` (int8), ``c`` (int8).
-Model files (``.pt2``, ``net.py:factory``, an int8 ``.tflite``) and data files (``.npy``/``.npz``) are read
+Targets: ``onnx`` (fp32 default, int8), ``tflite`` (int8 default, fp32), ``tflm`` (int8), ``c`` (int8),
+``executorch`` (int8 default, fp32). Every model first goes through one canonicalization pass
+(``canonicalize.py``); each target then checks the ops it accepts (``ops.py``, ``ACCEPTS`` in each
+``targets/<name>.py``). Model files (``.pt2``, ``net.py:factory``, an int8 ``.tflite``) and data files (``.npy``/``.npz``) are read
 by :func:`load_model` and :func:`load_inputs` (:mod:`firmware_export.model_files`).
 Every export folder is written atomically and holds ``export.json`` and ``parity.json``.
 """
@@ -21,12 +23,14 @@ import torch
 
 from .artifact import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, Artifact
 from .errors import ExportError, ParityError, UnsupportedOpError
+from .firmware import check_input_layout
 from .model_files import LoadedModel, TFLiteModel, load_inputs, load_model
-from .ops import SUPPORTED_OPS, check_modules, check_supported
+from .ops import accepted_by, check_target, op_uses
+from .readme import README, write_readme
 from .targets import TARGETS, ExportJob, target_module
 
-__all__ = ["export", "Artifact", "ExportError", "ParityError", "UnsupportedOpError", "SUPPORTED_OPS", "TARGETS",
-           "load", "load_model", "load_inputs", "LoadedModel", "TFLiteModel"]
+__all__ = ["export", "quantize", "accepted_by", "Artifact", "ExportError", "ParityError", "UnsupportedOpError",
+           "TARGETS", "load", "load_model", "load_inputs", "LoadedModel", "TFLiteModel"]
 
 DEFAULT_PARITY_INPUTS = 64
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -38,18 +42,22 @@ def load(path) -> Artifact:
 
 
 def export(model, target="onnx", *, example_input=None, out_dir, calibration_data=None, precision=None, name="model",
-           parity_inputs=None, float_reference=None, verbose=None) -> Artifact:
+           parity_inputs=None, float_reference=None, input_layout=None, verbose=None) -> Artifact:
     """Export ``model`` to ``target`` in ``out_dir`` and prove it with a parity record.
 
-    ``model``: a float ``torch.nn.Module`` made of :data:`SUPPORTED_OPS`, or an int8 PT2E graph from
-    ``edgekd.quant.pt2e`` (then no calibration is needed), or a fully-int8 ``.tflite`` read by
+    ``model``: a float ``torch.nn.Module`` (canonicalized first; its ops must be ones ``target``
+    accepts), or an int8 PT2E graph from :func:`quantize` or ``edgekd.quant.pt2e`` (then no
+    calibration is needed; it is checked as it is), or a fully-int8 ``.tflite`` read by
     :func:`load_model` (targets tflite/tflm/c; no torch involved).
     ``example_input``: a float32 tensor ``(1, ...)`` (not needed for a .tflite). ``calibration_data``:
     float inputs ``(N, ...)`` for int8 targets (a few hundred). ``precision``: ``"int8"`` (default
-    for tflite/tflm/c) or ``"fp32"`` (onnx, tflite). ``parity_inputs``: held-out float inputs
-    ``(N, ...)``, or a count N of seeded random inputs in the calibration range (default 64).
+    for tflite/tflm/c/executorch; QDQ for onnx) or ``"fp32"`` (default for onnx; tflite, executorch).
+    ``parity_inputs``: held-out float inputs ``(N, ...)``, or a count N of seeded random inputs in the calibration range (default 64).
     ``float_reference``: when ``model`` is an int8 PT2E graph, the float model it came from, compared
-    for information. Raises :class:`ParityError` (and writes nothing) if parity fails.
+    for information. ``input_layout``: ``"nhwc"`` converts an image model (1, C, H, W) so the .tflite,
+    TFLite Micro and native C models take (1, H, W, C) (an HWC camera buffer as it is; targets tflite,
+    tflm, c); default ``"nchw"``, the torch layout. Raises :class:`ParityError` (and writes nothing) if
+    parity fails. Every folder gets a ``README.md`` written from its ``export.json``.
     """
     from edgekd.log import logger, set_log_level
 
@@ -62,6 +70,9 @@ def export(model, target="onnx", *, example_input=None, out_dir, calibration_dat
     out_dir = _check_out_dir(out_dir)
     _check_name(name)
     if isinstance(model, TFLiteModel):
+        if input_layout is not None:
+            raise ExportError(f"{model.path}: input_layout applies to torch models; a .tflite keeps the input "
+                              f"layout it was converted with {tuple(model.input_shape)}")
         return _export_tflite(model, target, module, out_dir, precision, name, parity_inputs, verbose)
     if example_input is None:
         raise ExportError("example_input: expected a float32 tensor (1, ...) that the model runs on, got None")
@@ -72,11 +83,15 @@ def export(model, target="onnx", *, example_input=None, out_dir, calibration_dat
     prequantized = is_quantized_graph(model)
     if not prequantized:
         model = model.eval()
-        if not isinstance(model, torch.fx.GraphModule):  # a graph (e.g. from a .pt2) is checked op by op below
-            check_modules(model)  # refuse e.g. nn.LSTM before running or tracing anything
     x = _check_example(model, example_input)
+    layout = check_input_layout(input_layout, target, tuple(x.shape))
     t0 = time.perf_counter()
-    ops = check_supported(model, x)
+    from .canonicalize import canonicalize
+
+    graph = model if prequantized else canonicalize(model, x)
+    uses = op_uses(graph)
+    check_target(uses, target)
+    ops = sorted({u.op for u in uses})
     logger.info(f"export {target}/{precision}: ops {', '.join(ops)}")
     calibration = None
     if calibration_data is not None:
@@ -89,15 +104,16 @@ def export(model, target="onnx", *, example_input=None, out_dir, calibration_dat
         elif calibration is None:
             raise ExportError(f"target {target!r} with precision 'int8' needs calibration_data (a few hundred "
                               f"representative float inputs shaped (N, {', '.join(map(str, x.shape[1:]))})) "
-                              "to quantize a float model, or an int8 PT2E graph from edgekd.quant.pt2e")
+                              "to quantize a float model, or an int8 PT2E graph from firmware_export.quantize")
         else:
-            quantized = quantize_pt2e(model, x, calibration)
+            quantized = quantize_pt2e(graph, x, calibration)
     elif prequantized:
         raise ExportError(f"precision {precision!r} needs a float model; got an int8-quantized PT2E graph")
     job = ExportJob(name=name, precision=precision, example_input=x, parity_inputs=p_in, parity_inputs_desc=p_desc,
                     float_model=(float_reference.eval() if float_reference is not None else None) if prequantized
                     else model, calibration=calibration, quantized=quantized,
-                    quantized_desc=QUANTIZER_DESC if precision == "int8" else {}, verbose=verbose)
+                    quantized_desc=QUANTIZER_DESC if precision == "int8" else {}, verbose=verbose,
+                    canonical=None if prequantized else graph, op_uses=uses, input_layout=layout)
     with torch.no_grad():
         out_shape = list((job.float_model or job.quantized)(x).shape)
     return _build(module, job, out_dir, target, lambda files, meta: _export_config(
@@ -106,19 +122,34 @@ def export(model, target="onnx", *, example_input=None, out_dir, calibration_dat
 
 
 def _build(module, job, out_dir, target, make_config) -> Artifact:
-    """Build in a temporary folder, require parity, write the records, then move the folder in place."""
+    """Check the canonical graph, build in a temporary folder, require parity, write the records, then
+    move the folder in place."""
     from edgekd.io import atomic_dir, atomic_write_json
     from edgekd.log import logger
 
     from . import parity as parity_mod
 
+    def record_of(checks):
+        return parity_mod.make_record(target, job.precision, checks, n_inputs=len(job.parity_inputs),
+                                      inputs=job.parity_inputs_desc)
+
+    checks = {}
+    if job.canonical is not None:  # the rewritten graph must compute what the user's model computes
+        from .canonicalize import run
+
+        checks["canonical_vs_torch"] = parity_mod.float_check(
+            job.torch_float(), run(job.canonical, job.parity_inputs).numpy(),
+            against="the model before canonicalization")
+        parity_mod.require(record_of(checks), where=f"{out_dir} ({target}/{job.precision}, canonicalization)")
     with atomic_dir(out_dir) as tmp:
-        files, meta, checks = module.build(job, tmp)
-        record = parity_mod.make_record(target, job.precision, checks, n_inputs=len(job.parity_inputs),
-                                        inputs=job.parity_inputs_desc)
+        files, meta, target_checks = module.build(job, tmp)
+        checks.update(target_checks)
+        record = record_of(checks)
         parity_mod.require(record, where=f"{out_dir} ({target}/{job.precision})")
         atomic_write_json(tmp / "parity.json", record)
-        atomic_write_json(tmp / "export.json", make_config(files, meta))
+        config = make_config([*files, README], meta)
+        atomic_write_json(tmp / "export.json", config)
+        write_readme(tmp, config, record)  # from the same facts as export.json
     logger.info(f"export {target}/{job.precision}: wrote {out_dir} (parity passed)")
     return Artifact.load(out_dir)
 
@@ -163,6 +194,19 @@ def _parity_inputs(given, x, like):
     return p_in, f"{len(p_in)} held-out inputs given by the caller"
 
 
+def quantize(model, example_input, calibration_data):
+    """The ONE int8 PT2E graph every int8 target converts: canonicalize, then PTQ with the int8
+    quantizer (``quantizer.py``) on ``calibration_data``. Export it to several int8 targets and
+    each converts it once (the .tflite is cached per graph)."""
+    from .canonicalize import canonicalize
+    from .targets.tflite import quantize_pt2e
+
+    model = model.eval()
+    x = _check_example(model, example_input)
+    calibration = _as_inputs(calibration_data, x, "calibration_data")
+    return quantize_pt2e(canonicalize(model, x), x, calibration)
+
+
 def _export_config(target, precision, name, files, meta, model_class, x, out_shape, ops, calibration, job, seconds):
     from edgekd import __version__
 
@@ -170,7 +214,8 @@ def _export_config(target, precision, name, files, meta, model_class, x, out_sha
         "format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "edgekd_version": __version__,
         "target": target, "precision": precision, "name": name,
         "files": sorted(files) + ["export.json", "parity.json"],
-        "input_shape": list(x.shape), "output_shape": out_shape, "input_dtype": "float32",
+        "input_shape": list(job.graph_inputs(x).shape), "output_shape": out_shape, "input_dtype": "float32",
+        "input_layout": job.input_layout if x.ndim == 4 and job.tflite_bytes is None else None,
         "model_class": model_class, "ops": ops,
         "calibration_samples": None if calibration is None else len(calibration),
         "quantization": job.quantized_desc or None,

@@ -1,133 +1,157 @@
-"""The supported-op check every export runs BEFORE converting anything.
+"""The up-front op check: each target declares what it accepts; nothing is converted before it passes.
 
-Two passes: a module walk (catches e.g. ``nn.LSTM`` before ``torch.export`` is even tried) and a
-walk of the ``torch.export`` graph (catches functional calls such as ``F.gelu`` or ``torch.cat``
-written inside ``forward``). Each refusal names the op, the layer and the supported list.
+The canonical graph (``canonicalize.py``) is described in one small vocabulary (:func:`op_uses`:
+``conv2d``, ``depthwise_conv2d``, ``linear``, ``relu``, ``relu6``, ``global_avg_pool``, ``add``,
+``reshape``, ... and, for anything else, the aten op's own name). Each target module declares
+``ACCEPTS``: :data:`ANY` (its converter is the judge: onnx, tflite) or a function of one
+:class:`OpUse` (tflm: a TFLite Micro kernel exists for what litert-torch emits; c: the native C
+lowering has it). :func:`check_target` refuses the first op the chosen target cannot run, in one
+line naming the op, the layer, the target and the targets that would take the model.
+
+The only target-independent refusal is a model ``torch.export`` cannot trace at all.
 """
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from .errors import ExportError, UnsupportedOpError
+from .canonicalize import layer, opname, shape
+from .errors import UnsupportedOpError
 
-SUPPORTED_OPS = (
-    "conv2d", "depthwise_conv2d", "linear", "relu", "relu6", "max_pool2d", "avg_pool2d", "add", "flatten",
-    "batch_norm2d (folded into the preceding conv2d)", "dropout (identity: exported in eval mode)",
-)
+ANY = "any op its converter takes"
 
-# Leaf modules allowed in a model (containers and user modules with children are walked into).
-_MODULES = {
-    nn.Conv2d: "conv2d", nn.Linear: "linear", nn.ReLU: "relu", nn.ReLU6: "relu6", nn.MaxPool2d: "max_pool2d",
-    nn.AvgPool2d: "avg_pool2d", nn.Flatten: "flatten", nn.BatchNorm2d: "batch_norm2d", nn.Identity: "identity",
-    nn.Dropout: "identity",  # exported in eval mode, where it is the identity
+
+@dataclass(frozen=True)
+class OpUse:
+    """One op of the graph: its vocabulary name, where it is, and how it is used when that matters."""
+
+    op: str             # "conv2d", "relu6", "add", ...; an aten op's name when outside the vocabulary
+    layer: str          # module path ("features.3") or "forward (node)"
+    module: str = ""    # the module class it came from ("GELU"), for the message
+    detail: str = ""    # "" for the plain form; e.g. "of a constant", "with broadcasting", "to rank 5"
+
+
+# aten op name -> vocabulary name (conv, hardtanh, avg_pool2d and binary ops are refined below)
+_NAMES = {
+    "linear": "linear", "addmm": "linear", "mm": "matmul", "matmul": "matmul", "bmm": "matmul",
+    "relu": "relu", "relu_": "relu", "max_pool2d": "max_pool2d", "max_pool2d_with_indices": "max_pool2d",
+    "add": "add", "add_": "add", "sub": "sub", "sub_": "sub", "mul": "mul", "mul_": "mul", "div": "div",
+    "flatten": "reshape", "view": "reshape", "reshape": "reshape", "_unsafe_view": "reshape", "squeeze": "reshape",
+    "unsqueeze": "reshape", "permute": "transpose", "transpose": "transpose", "t": "transpose",
+    "cat": "concatenate", "constant_pad_nd": "pad", "pad": "pad",
+    "softmax": "softmax", "_softmax": "softmax", "sigmoid": "sigmoid", "tanh": "tanh", "hardswish": "hardswish",
+    "leaky_relu": "leaky_relu", "gelu": "gelu", "silu": "silu", "elu": "elu",
+    "mean": "mean", "adaptive_avg_pool2d": "mean", "_adaptive_avg_pool2d": "mean",
+    "batch_norm": "batch_norm", "_native_batch_norm_legit_no_training": "batch_norm",
+    "relu6": "relu6", "hardtanh_": "clamp", "clamp": "clamp",
+    "dropout": "identity", "clone": "identity", "alias": "identity", "contiguous": "identity", "detach": "identity",
 }
-_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
-
-_aten = torch.ops.aten
-_qd = getattr(torch.ops, "quantized_decomposed", None)
-
-# aten overload packet -> supported op name (graph pass)
-_GRAPH_OPS = {
-    "conv2d": "conv2d", "convolution": "conv2d", "linear": "linear", "relu": "relu", "hardtanh": "relu6",
-    "relu6": "relu6", "max_pool2d": "max_pool2d", "avg_pool2d": "avg_pool2d", "add": "add", "add_": "add",
-    "flatten": "flatten", "view": "flatten", "reshape": "flatten", "_unsafe_view": "flatten",
-    "batch_norm": "batch_norm2d", "_native_batch_norm_legit_no_training": "batch_norm2d",
-    "clone": "identity", "alias": "identity", "contiguous": "identity", "dropout": "identity",
-}
-# quantize/dequantize nodes of a PT2E graph (an already quantized model) are part of the format.
+# graph plumbing and constant factories (a converter folds them): no op of the model
+_SKIP = {"sym_size", "_assert_tensor_metadata", "_assert_scalar", "sym_constrain_range_for_size", "zeros", "ones",
+         "full", "zeros_like", "ones_like", "full_like", "empty", "new_zeros", "new_ones", "scalar_tensor",
+         "arange"}
 _QDQ = {"quantize_per_tensor", "dequantize_per_tensor", "quantize_per_channel", "dequantize_per_channel"}
 
-
-def check_modules(model: nn.Module) -> None:
-    """Refuse leaf modules that are not in :data:`SUPPORTED_OPS` (first offender, by layer name)."""
-    for name, module in model.named_modules():
-        if not name or isinstance(module, _CONTAINERS) or _op_of(module):
-            continue  # the root's own forward is checked by the graph pass
-        if list(module.children()) and not _has_own_params(module):
-            continue  # a user block made of children: its children are checked in turn
-        raise UnsupportedOpError(type(module).__name__, name, SUPPORTED_OPS)
-
-
-def _has_own_params(module):
-    return any(True for _ in module.parameters(recurse=False))
-
-
-def _op_of(module):
-    for cls, op in _MODULES.items():
-        if type(module) is cls:
-            return op
-    return None
+# vocabulary op -> the TFLite builtin ops litert-torch emits for it (int8 and fp32; fused
+# activations fold into the conv/FC before them). Ops not listed are judged on the converted file.
+BUILTINS = {
+    "conv2d": ("CONV_2D",), "depthwise_conv2d": ("DEPTHWISE_CONV_2D",), "grouped_conv2d": ("CONV_2D",),
+    "linear": ("FULLY_CONNECTED",), "matmul": ("BATCH_MATMUL",), "relu": ("RELU",), "relu6": ("RELU6",),
+    "relu_n1_to_1": ("RELU_N1_TO_1",), "max_pool2d": ("MAX_POOL_2D",), "avg_pool2d": ("AVERAGE_POOL_2D",),
+    "global_avg_pool": ("AVERAGE_POOL_2D",), "mean": ("MEAN",), "add": ("ADD",), "sub": ("SUB",), "mul": ("MUL",),
+    "div": ("DIV",), "reshape": ("RESHAPE",), "transpose": ("TRANSPOSE",), "concatenate": ("CONCATENATION",),
+    "pad": ("PAD",), "softmax": ("SOFTMAX",), "sigmoid": ("LOGISTIC",), "tanh": ("TANH",),
+    "hardswish": ("HARD_SWISH",), "leaky_relu": ("LEAKY_RELU",), "gelu": ("GELU",), "silu": ("LOGISTIC", "MUL"),
+    "elu": ("EXP", "GREATER_EQUAL", "SELECT", "SUB"), "conv_transpose2d": ("TRANSPOSE_CONV",),
+}
 
 
-def check_graph(graph_module: torch.fx.GraphModule) -> list[str]:
-    """Walk an exported/PT2E graph; return the list of ops used, refusing unsupported ones."""
-    used = []
-    for node in graph_module.graph.nodes:
+def op_uses(gm: torch.fx.GraphModule) -> list[OpUse]:
+    """Every op of a (canonical or PT2E) graph, in graph order, in the vocabulary above."""
+    uses = []
+    for node in gm.graph.nodes:
         if node.op in ("placeholder", "output", "get_attr"):
             continue
         if node.op == "call_module":
-            if node.target == "_guards_fn":
-                continue
-            raise UnsupportedOpError(str(node.target), _layer(node), SUPPORTED_OPS)
-        if node.op != "call_function":
-            raise UnsupportedOpError(str(node.op), _layer(node), SUPPORTED_OPS)
-        target = node.target
-        if target is operator.getitem:
+            if node.target != "_guards_fn":
+                uses.append(OpUse(str(node.target), layer(node)))
             continue
-        packet = getattr(target, "_opname", None) or getattr(target, "__name__", str(target))
-        namespace = getattr(target, "namespace", None)
-        if namespace == "quantized_decomposed" and packet in _QDQ:
+        if node.target is operator.getitem:
             continue
-        if target in (operator.add,):
-            used.append("add")
+        namespace = getattr(node.target, "namespace", None)
+        name = opname(node) or getattr(node.target, "_opname", None) or getattr(node.target, "__name__",
+                                                                                   str(node.target))
+        if name in _SKIP or (namespace == "quantized_decomposed" and name in _QDQ):
             continue
-        op = _GRAPH_OPS.get(packet) if namespace in ("aten", None) else None
-        if op is None:
-            raise UnsupportedOpError(packet, _layer(node), SUPPORTED_OPS)
-        if op == "relu6" and packet == "hardtanh":
-            lo, hi = (list(node.args[1:3]) + [-1.0, 1.0])[:2]
-            if (float(lo), float(hi)) != (0.0, 6.0):
-                raise UnsupportedOpError(f"hardtanh({lo}, {hi})", _layer(node), SUPPORTED_OPS)
-        if op == "conv2d":
-            op = _conv_kind(node, graph_module)
-        if op == "batch_norm2d":
-            src = node.args[0]
-            if not (isinstance(src, torch.fx.Node) and getattr(src.target, "_opname", "") in ("conv2d", "convolution")):
-                raise UnsupportedOpError("batch_norm not after a conv2d (cannot fold)", _layer(node), SUPPORTED_OPS)
-        if op == "flatten" and packet != "flatten":
-            shape = _shape(node)
-            if shape is not None and len(shape) != 2:
-                raise UnsupportedOpError(f"{packet} to rank {len(shape)}", _layer(node), SUPPORTED_OPS)
-        if op == "add" and len(node.args) > 1 and not isinstance(node.args[1], torch.fx.Node):
-            raise UnsupportedOpError("add of a constant", _layer(node), SUPPORTED_OPS)
-        used.append(op)
-    return used
+        op, detail = _classify(node, name, gm) if namespace in ("aten", None) else (name, "")
+        if op != "identity":
+            uses.append(OpUse(op, layer(node), _module_class(node), detail))
+    return uses
 
 
-def _conv_kind(node, graph_module):
-    groups = node.args[6] if len(node.args) > 6 else node.kwargs.get("groups", 1)
-    if node.target.__name__.startswith("convolution"):
-        groups = node.args[8] if len(node.args) > 8 else 1
-    weight = _weight_shape(node.args[1], graph_module) if len(node.args) > 1 else None
+def _module_class(node) -> str:
+    stack = node.meta.get("nn_module_stack")
+    if not stack:
+        return ""
+    path, cls = list(stack.values())[-1]
+    if path in ("", "L['self']"):
+        return ""  # the model's own forward: the layer already says "forward (node)"
+    name = cls.__name__ if isinstance(cls, type) else str(cls).rsplit(".", 1)[-1]
+    return "" if name == "canonicalize" else name
+
+
+def _classify(node, name, gm) -> tuple[str, str]:
+    if name in ("conv2d", "convolution", "conv1d", "conv3d", "conv_transpose2d"):
+        return _conv_kind(node, name, gm), ""
+    if name in ("hardtanh", "hardtanh_"):
+        lo, hi = (list(node.args[1:3]) + [-1.0, 1.0][len(node.args[1:3]):])[:2]
+        return {(0.0, 6.0): "relu6", (-1.0, 1.0): "relu_n1_to_1"}.get((float(lo), float(hi)), "clamp"), ""
+    if name == "avg_pool2d":
+        dims, k = shape(node.args[0]), list(node.args[1])
+        padding = node.args[3] if len(node.args) > 3 else 0
+        full = dims is not None and len(dims) == 4 and list(dims[2:]) == (k * 2)[:2] and not any(
+            padding if isinstance(padding, (list, tuple)) else [padding])
+        return ("global_avg_pool" if full else "avg_pool2d"), ""
+    op = _NAMES.get(name, name)
+    if op in ("add", "sub", "mul", "div"):
+        a, b = node.args[0], node.args[1] if len(node.args) > 1 else None
+        if not (isinstance(a, torch.fx.Node) and isinstance(b, torch.fx.Node)):
+            return op, "of a constant"
+        if shape(a) is not None and shape(a) != shape(b):
+            return op, "with broadcasting"
+    if op == "reshape":
+        out = shape(node)
+        if out is not None and len(out) > 4:
+            return op, f"to rank {len(out)}"
+    return op, ""
+
+
+def _conv_kind(node, name, gm) -> str:
+    if name == "convolution" and len(node.args) > 6 and node.args[6]:
+        return "conv_transpose2d"
+    if name == "conv_transpose2d":
+        return name
+    weight = _weight_shape(node.args[1], gm) if len(node.args) > 1 else None
     if weight is not None and len(weight) != 4:
-        raise UnsupportedOpError(f"conv{len(weight) - 2}d", _layer(node), SUPPORTED_OPS)
+        return f"conv{len(weight) - 2}d"
+    groups = node.args[8] if name == "convolution" and len(node.args) > 8 else \
+        (node.args[6] if len(node.args) > 6 else node.kwargs.get("groups", 1))
     if groups == 1:
         return "conv2d"
     if weight is not None and weight[1] == 1:  # one input channel per group: depthwise (any multiplier)
         return "depthwise_conv2d"
-    raise UnsupportedOpError(f"grouped conv2d (groups={groups})", _layer(node), SUPPORTED_OPS)
+    return "grouped_conv2d"
 
 
-def _weight_shape(node, graph_module):
+def _weight_shape(node, gm):
     """Shape of a weight argument, looking through PT2E quantize/dequantize nodes to the parameter."""
     while isinstance(node, torch.fx.Node):
-        if _shape(node) is not None:
-            return _shape(node)
+        if shape(node) is not None:
+            return shape(node)
         if node.op == "get_attr":
-            obj = graph_module
+            obj = gm
             for part in str(node.target).split("."):
                 obj = getattr(obj, part, None)
             return tuple(obj.shape) if hasattr(obj, "shape") else None
@@ -135,35 +159,51 @@ def _weight_shape(node, graph_module):
     return None
 
 
-def _shape(node):
-    val = getattr(node, "meta", {}).get("val") if isinstance(node, torch.fx.Node) else None
-    return tuple(val.shape) if hasattr(val, "shape") else None
+# ---- per-target acceptance ---------------------------------------------------------------------
+
+def accepts(target: str, use: OpUse) -> bool:
+    """Does ``target`` declare that it runs this op?"""
+    from .targets import target_module
+
+    declared = target_module(target).ACCEPTS
+    if declared is ANY:
+        return True
+    return bool(declared(use))
 
 
-def _layer(node) -> str:
-    """The module path a graph node came from (``block.act``), or the node name for functional code."""
-    stack = node.meta.get("nn_module_stack") if hasattr(node, "meta") else None
-    if stack:
-        path = list(stack.values())[-1][0]
-        path = path.replace("L['self'].", "").replace("L__self___", "")
-        if path and path != "L['self']":
-            return path
-    return f"forward ({node.name})"
+def accepted_by(uses) -> list[str]:
+    """The targets that accept every op in ``uses``."""
+    from .targets import TARGETS
+
+    return [t for t in TARGETS if all(accepts(t, u) for u in uses)]
 
 
-def export_graph(model: nn.Module, example_input: torch.Tensor) -> torch.fx.GraphModule:
-    """``torch.export`` the model (or reuse a PT2E GraphModule) for the graph pass."""
-    if isinstance(model, torch.fx.GraphModule):
-        return model
-    try:
-        return torch.export.export(model, (example_input,)).module()
-    except Exception as err:  # noqa: BLE001 - torch raises many types; report one line
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ExportError(f"torch.export failed on {type(model).__name__}: {first}") from None
+def refusal(uses, target: str, op: str | None = None, where: str | None = None) -> UnsupportedOpError | None:
+    """The one-line error for the first op ``target`` refuses; or, with ``op`` and ``where``, for an
+    op found only in the converted file (e.g. a TFLite builtin TFLM has no kernel for)."""
+    module = ""
+    if op is None:
+        first = next((u for u in uses if not accepts(target, u)), None)
+        if first is None:
+            return None
+        op, where, module = first.op + (f" {first.detail}" if first.detail else ""), first.layer, first.module
+    others = [t for t in accepted_by(uses) if t != target]
+    return UnsupportedOpError(op, where, target=target, accepted_by=others, module=module)
 
 
-def check_supported(model: nn.Module, example_input: torch.Tensor) -> list[str]:
-    """Both passes; returns the sorted set of supported ops the model uses."""
-    if not isinstance(model, torch.fx.GraphModule):
-        check_modules(model)
-    return sorted(set(check_graph(export_graph(model, example_input))) - {"identity"})
+def check_target(uses, target: str) -> None:
+    """Raise :class:`UnsupportedOpError` for the first op ``target`` does not accept."""
+    err = refusal(uses, target)
+    if err is not None:
+        raise err
+
+
+def check_supported(model, example_input, target: str = "c") -> list[str]:
+    """Canonicalize ``model`` and check it for ``target`` (default: the native C, the narrowest);
+    returns the sorted set of vocabulary ops it uses."""
+    from .canonicalize import canonicalize
+
+    graph = model if isinstance(model, torch.fx.GraphModule) else canonicalize(model, example_input)
+    uses = op_uses(graph)
+    check_target(uses, target)
+    return sorted({u.op for u in uses})

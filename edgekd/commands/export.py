@@ -49,6 +49,10 @@ def add_parser(sub):
                         "range otherwise (default: %(default)s)")
     p.add_argument("--dataset", default="mnist5k",
                    help="dataset a checkpoint was trained on (calibration, parity, accuracy) (default: %(default)s)")
+    p.add_argument("--input-layout", default="nchw", choices=("nchw", "nhwc"),
+                   help="layout of the device input for an image model (1,C,H,W): 'nhwc' makes the tflite, tflm "
+                        "and c models take (1,H,W,C), an HWC camera buffer as it is, with no leading transpose "
+                        "(onnx stays NCHW) (default: %(default)s)")
     p.add_argument("--name", default="model",
                    help="file stem / C identifier of the exported model (default: %(default)s)")
     p.set_defaults(func=run)
@@ -60,6 +64,7 @@ def run(args):
     from pathlib import Path
 
     import firmware_export as fe
+    from firmware_export.firmware import LAYOUT_TARGETS
     from firmware_export.model_files import LoadedModel, load_model, parse_shape
     from firmware_export.parity import table
 
@@ -70,6 +75,9 @@ def run(args):
         raise ConfigError("export: give either a MODEL or --demo-student (exactly one)")
     if args.target == "all" and args.precision:
         raise ConfigError("export: --precision applies to a single --target, not 'all'")
+    if args.input_layout == "nhwc" and args.target not in LAYOUT_TARGETS + ("all",):
+        raise ConfigError(f"export: --input-layout nhwc applies to {', '.join(LAYOUT_TARGETS)}; --target "
+                          f"{args.target} keeps the torch model's NCHW input")
     shape = parse_shape(args.input_shape) if args.input_shape else None
     if args.demo_student:
         from ..demo import demo_student
@@ -80,6 +88,9 @@ def run(args):
         loaded = load_model(args.model, input_shape=shape, weights=args.weights, checkpoint_loader=_rebuild)
         data = _dataset(args.dataset, loaded) if loaded.kind == "checkpoint" else None
     is_tflite = loaded.kind == "tflite"
+    if is_tflite and args.input_layout == "nhwc":
+        raise ConfigError(f"{loaded.source}: --input-layout applies to torch models; a .tflite keeps the input "
+                          f"layout it was converted with {tuple(loaded.input_shape)}")
     targets = _targets(args.target, loaded)
     precisions = {t: args.precision or ("fp32" if t == "onnx" else "int8") for t in targets}
     parity_in, parity_desc = _parity(args.parity, loaded, data)
@@ -96,7 +107,9 @@ def run(args):
         # calibration_data with an int8 graph: recorded, and the range of random parity inputs
         art = fe.export(source, target, example_input=loaded.example_input, out_dir=folder, precision=precision,
                         name=args.name, calibration_data=calibration, parity_inputs=parity_in,
-                        float_reference=loaded.model if int8 else None, verbose=args.verbose or None)
+                        float_reference=loaded.model if int8 else None, verbose=args.verbose or None,
+                        input_layout="nhwc" if args.input_layout == "nhwc" and target in LAYOUT_TARGETS
+                        else None)  # with --target all, onnx stays NCHW
         records[f"{target}/{precision}"] = art.parity
         entry = {"folder": str(folder), "precision": precision, "passed": art.parity["passed"],
                  "files": [f.name for f in art.files], "runtime": art.config["default_runtime"],
@@ -237,7 +250,9 @@ def _accuracy(art, source, data) -> dict:
     import numpy as np
     import torch
 
-    pred = art.predict(data.test.x)
+    from firmware_export.firmware import to_layout
+
+    pred = art.predict(to_layout(data.test.x, art.config.get("input_layout") or "nchw"))
     with torch.no_grad():
         torch_acc = float((source(data.test.x).argmax(1) == data.test.y).float().mean())
     return {"test_accuracy_artifact": float(np.mean(pred.argmax(1) == data.test.y.numpy())),

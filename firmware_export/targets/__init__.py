@@ -1,6 +1,7 @@
 """One module per export target, each with the same small interface:
 
-``PRECISIONS`` (first is the default), ``build(job, folder) -> (files, meta, checks)`` writing
+``PRECISIONS`` (first is the default), ``ACCEPTS`` (``ops.ANY`` or a function of one ``ops.OpUse``:
+what the up-front check lets through), ``build(job, folder) -> (files, meta, checks)`` writing
 into a temporary folder, and ``open_runtime(folder, config, runtime) -> fn(raw batch) -> raw batch``.
 """
 from __future__ import annotations
@@ -38,7 +39,16 @@ class ExportJob:
     quantized_desc: dict = field(default_factory=dict)
     verbose: object = None
     tflite_bytes: bytes | None = None      # a user's fully-int8 .tflite, taken as it is (no torch graph at all)
+    canonical: torch.nn.Module | None = None   # the canonicalized float graph the float targets convert
+    op_uses: list = field(default_factory=list)  # ops.OpUse of the graph, for messages found after converting
+    input_layout: str = "nchw"             # "nhwc": the .tflite graph takes (1, H, W, C) (firmware.channels_last_input)
     _cache: dict = field(default_factory=dict)
+
+    def graph_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Float inputs (N, C, H, W) as the exported .tflite graph takes them (NHWC when asked)."""
+        from ..firmware import to_layout
+
+        return to_layout(x, self.input_layout)
 
     def torch_float(self) -> np.ndarray | None:
         """The float model's outputs on the parity inputs (None if only a quantized graph was given)."""
@@ -52,7 +62,8 @@ class ExportJob:
     def torch_int8(self) -> np.ndarray:
         """The PT2E-quantized graph's (dequantized) outputs on the parity inputs."""
         if "int8" not in self._cache:
-            with torch.no_grad():
-                outs = [self.quantized(x[None]) for x in self.parity_inputs]
-            self._cache["int8"] = torch.cat(outs).detach().numpy().astype(np.float32)
+            from ..canonicalize import run
+
+            # batched: with fold_quantize=False the graph re-quantizes its weights on every call
+            self._cache["int8"] = run(self.quantized, self.parity_inputs).detach().numpy().astype(np.float32)
         return self._cache["int8"]

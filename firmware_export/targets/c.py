@@ -13,6 +13,10 @@ C ABI of ``{name}.h`` (one input, one output)::
     #define {NAME}_INPUT_SIZE / _OUTPUT_SIZE / _ARENA_SIZE / _MACS / _NUM_INPUTS / _NUM_OUTPUTS
     #define {NAME}_INPUT_ZERO_POINT / _OUTPUT_ZERO_POINT  (scales as float macros, unused by C)
     int {name}_invoke(const int8_t *input, int8_t *output);   /* 0 on success */
+    static inline void {name}_quantize_input(const float *x, int8_t *q);      /* firmware.c_io_helpers */
+    static inline void {name}_dequantize_output(const int8_t *q, float *y);
+
+The declarations sit inside ``extern "C"`` guards, so C++ includes the header as it is.
 
 Several inputs or outputs: one pointer each, inputs first, then outputs, in the .tflite graph's
 order, named input0, input1, ... / output0, output1, ...; the macros are indexed the same way
@@ -36,6 +40,7 @@ import numpy as np
 
 from .. import cgen, fixedpoint
 from ..errors import ExportError, UnsupportedOpError
+from ..firmware import c_abi_doc, c_io_helpers
 from ..tflite_reader import Graph, Operator, Tensor, read_tflite
 from .arena import (ELEMENTWISE_OVERLAP, ArenaPlan, channel_planes_overlap, gathered_groups_overlap,  # noqa: F401
                     plan_arena, rows_overlap, window_overlap)
@@ -1245,6 +1250,7 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
     signature = f"int {name}_invoke({', '.join(params)})"
     sizes = [f"{n}[{NAME}_{n.upper()}_SIZE]" for n in in_names + out_names]
     hbody = [cgen.banner(f"native C model '{name}' from {_safe_text(Path(graph.path).name)}", cfg),
+             c_abi_doc(name, len(tins), len(touts)),
              "#include <stdint.h>\n",
              cgen.comment("scales are for callers that quantize/dequantize; the int8 path never uses float"),
              *io_macros("input", tins, in_q),
@@ -1258,7 +1264,10 @@ def generate_c(graph: Graph, name: str = "model", config: dict | None = None) ->
                           "int8, same layout as the .tflite tensors; inputs first, then outputs, each in the "
                           ".tflite graph's order. Returns 0 on success, -1 on a NULL pointer. Not reentrant "
                           "(uses one static arena)."),
-             f"{signature};\n"]
+             "#ifdef __cplusplus\nextern \"C\" {\n#endif\n",
+             f"{signature};\n\n",
+             c_io_helpers(name, len(tins), len(touts)),
+             "#ifdef __cplusplus\n}\n#endif\n"]
     header = cgen.include_guard(name, "".join(hbody))
 
     # source

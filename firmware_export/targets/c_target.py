@@ -13,11 +13,57 @@ import weakref
 from pathlib import Path
 
 from .. import parity
-from ..errors import ExportError
-from ..interp import run_tflm, tflm_module
+from ..errors import ExportError, UnsupportedOpError
+from ..ops import refusal
+from ..firmware import write_c_example
 from . import tflite
 
 PRECISIONS = ("int8",)
+
+# torch op (ops.OpUse.op) -> (the TFLite builtins its lowering needs, the forms accepted; "" = plain).
+# An entry counts once ``c.SUPPORTED_OPS`` has all its builtins, so adding a kernel to the C
+# lowering enables the torch ops that need it. To add an op: one line here.
+C_OPS = {
+    "conv2d": (("CONV_2D",), {""}),
+    "depthwise_conv2d": (("DEPTHWISE_CONV_2D",), {""}),
+    "linear": (("FULLY_CONNECTED",), {""}),
+    "relu": (("RELU",), {""}),
+    "relu6": (("RELU6",), {""}),
+    "max_pool2d": (("MAX_POOL_2D",), {""}),
+    "avg_pool2d": (("AVERAGE_POOL_2D",), {""}),
+    "global_avg_pool": (("AVERAGE_POOL_2D",), {""}),
+    "add": (("ADD",), {""}),                       # two tensors of one shape
+    "reshape": (("RESHAPE",), {""}),               # up to rank 4
+    "transpose": (("TRANSPOSE",), {""}),
+    "pad": (("PAD",), {""}),
+    "mean": (("MEAN",), {""}),
+    "softmax": (("SOFTMAX",), {""}),
+    "concatenate": (("CONCATENATION",), {""}),
+    "mul": (("MUL",), {"", "with broadcasting"}),  # squeeze-excite scales
+    "sigmoid": (("LOGISTIC",), {""}),
+    "hardswish": (("HARD_SWISH",), {""}),
+    "leaky_relu": (("LEAKY_RELU",), {""}),
+}
+
+
+def accepts(use) -> bool:
+    """An op the native C lowering runs today (its builtins are in ``c.SUPPORTED_OPS``)."""
+    entry = C_OPS.get(use.op)
+    if entry is None:
+        return False
+    builtins, forms = entry
+    return use.detail in forms and set(builtins) <= set(_supported_builtins())
+
+
+def _supported_builtins():
+    try:
+        from .c import SUPPORTED_OPS
+    except ImportError:
+        return ()
+    return SUPPORTED_OPS
+
+
+ACCEPTS = accepts
 
 
 def _build_c():
@@ -34,18 +80,24 @@ def build(job, folder: Path):
     tflite.write_int8(job, path)
     refs = tflite.int8_reference(job, path)
     config = {"target": "c", "name": job.name, **job.quantized_desc}
-    cmodel = build_c(path, folder, name=job.name, config=config)
+    try:
+        cmodel = build_c(path, folder, name=job.name, config=config)
+    except UnsupportedOpError as err:  # a builtin or a form only the converted file shows: say it as the check does
+        if job.tflite_bytes is not None:
+            raise  # a user's .tflite: export() names the file and the targets that take it
+        raise refusal(job.op_uses, "c", op=err.op, where=err.layer) from None
     out = cmodel.predict_int8(refs["x_q"])
     checks = tflite.int8_checks(job, refs, out, runtime="c")
-    from .tflm import measure_arena
+    from .tflm import tflm_reference
 
-    arena = measure_arena(path.read_bytes(), refs["x_q"])
-    tflm_out = run_tflm(tflm_module().Interpreter.from_bytes(path.read_bytes(), arena_size=arena), refs["x_q"])
+    arena, tflm_out = tflm_reference(path.read_bytes(), refs["x_q"])
     checks["c_vs_tflm"] = parity.lsb_check(tflm_out, out, max_lsb=parity.REF_LSB, against="TFLite Micro")
-    files = sorted({path.name, *(_rel(f, folder) for f in cmodel.files)})
+    files = sorted({path.name, *(_rel(f, folder) for f in cmodel.files),
+                    *write_c_example(folder, job.name, len(cmodel.input_shapes), len(cmodel.output_shapes))})
     # build outputs the harness left (binaries, object files) are not part of the artifact
     meta = {"runtimes": ["c", "litert_ref", "litert", "tflm"], "default_runtime": "c",
             "arena_bytes": int(getattr(cmodel, "arena_bytes", 0) or 0), "tflm_arena_bytes": arena,
+            "macs": int(getattr(cmodel, "macs", 0) or 0),
             "input_quant": refs["qin"], "output_quant": refs["qout"], "tflite_ops": tflite.ops_in(path)}
     return files, meta, checks
 

@@ -20,8 +20,10 @@ import torch
 
 from .. import parity
 from ..errors import ExportError
+from ..ops import ANY
 
 PRECISIONS = ("int8", "fp32")
+ACCEPTS = ANY  # ExecuTorch's portable kernels run any aten op; XNNPACK takes the partitions it knows
 RUNTIMES = ("executorch",)
 
 

@@ -17,13 +17,56 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import cgen
+from .. import cgen, firmware
 from ..errors import ExportError
 from ..interp import run_tflm, tflm_module
 from . import tflite
 
 PRECISIONS = ("int8",)
 ARENA_ALIGN = 16
+
+# The builtin ops the TFLite Micro interpreter has kernels for: the ``Register_*`` functions linked
+# into the tflite-micro wheel this project tests against (0.dev20261023, its PythonOpsResolver).
+KERNELS = frozenset((
+    "ABS", "ADD", "ADD_N", "ARG_MAX", "ARG_MIN", "ASSIGN_VARIABLE", "AVERAGE_POOL_2D", "BATCH_MATMUL",
+    "BATCH_TO_SPACE_ND", "BROADCAST_ARGS", "BROADCAST_TO", "CALL_ONCE", "CAST", "CEIL", "CIRCULAR_BUFFER",
+    "CONCATENATION", "CONV_2D", "COS", "CUMSUM", "DEPTH_TO_SPACE", "DEPTHWISE_CONV_2D", "DEQUANTIZE",
+    "DETECTION_POSTPROCESS", "DIV", "DYNAMIC_UPDATE_SLICE", "ELU", "EMBEDDING_LOOKUP", "EQUAL", "EXP", "EXPAND_DIMS", "FILL", "FLOOR",
+    "FLOOR_DIV", "FLOOR_MOD", "FULLY_CONNECTED", "GATHER", "GATHER_ND", "GREATER", "GREATER_EQUAL", "HARD_SWISH",
+    "IF", "L2_NORMALIZATION", "L2_POOL_2D", "LEAKY_RELU", "LESS", "LESS_EQUAL", "LOG", "LOG_SOFTMAX",
+    "LOGICAL_AND", "LOGICAL_NOT", "LOGICAL_OR", "LOGISTIC", "MAX_POOL_2D", "MAXIMUM", "MEAN", "MINIMUM",
+    "MIRROR_PAD", "MUL", "NEG", "NOT_EQUAL", "PACK", "PAD", "PADV2", "PRELU", "QUANTIZE", "READ_VARIABLE",
+    "REDUCE_ALL", "REDUCE_MAX", "REDUCE_MIN", "RELU", "RELU6", "RESHAPE", "RESIZE_BILINEAR",
+    "RESIZE_NEAREST_NEIGHBOR", "REVERSE_V2", "ROUND", "RSQRT", "SELECT_V2", "SHAPE", "SIN", "SLICE", "SOFTMAX",
+    "SPACE_TO_BATCH_ND", "SPACE_TO_DEPTH", "SPLIT", "SPLIT_V", "SQRT", "SQUARE", "SQUARED_DIFFERENCE", "SQUEEZE",
+    "STRIDED_SLICE", "SUB", "SUM", "SVDF", "TANH", "TRANSPOSE", "TRANSPOSE_CONV", "UNIDIRECTIONAL_SEQUENCE_LSTM",
+    "UNPACK", "VAR_HANDLE", "WHILE", "ZEROS_LIKE",
+))
+
+
+def accepts(use) -> bool:
+    """An op whose TFLite builtins TFLM has kernels for; ops the table does not know are checked
+    on the converted file (:func:`check_kernels`)."""
+    from ..ops import BUILTINS
+
+    needs = BUILTINS.get(use.op)
+    return needs is None or set(needs) <= KERNELS
+
+
+ACCEPTS = accepts
+
+
+def check_kernels(job, tflite_path) -> None:
+    """Refuse a converted .tflite that uses a builtin TFLM has no kernel for (one line, naming it)."""
+    from ..ops import refusal
+    from ..tflite_reader import read_tflite
+
+    graph = read_tflite(tflite_path)
+    for op in graph.operators:
+        if op.op not in KERNELS:
+            where = graph.tensors[op.outputs[0]].name if op.outputs else f"op{op.index}"
+            raise refusal(job.op_uses, "tflm", op=f"{op.op} (TFLite builtin)", where=where)
+
 PROBE_TIMEOUT_S = 60
 
 
@@ -111,6 +154,25 @@ def measure_arena(model_bytes: bytes, x_q: np.ndarray, *, hi=1 << 22) -> int:
     return hi
 
 
+_RUNS: dict = {}  # (model digest, input digest) -> (arena, outputs); tflm, c and tflite export one model
+
+
+def tflm_reference(model_bytes: bytes, x_q: np.ndarray) -> tuple[int, np.ndarray]:
+    """(measured arena, TFLM's outputs on ``x_q``), computed once per model and inputs in a process."""
+    import hashlib
+
+    key = (hashlib.sha256(model_bytes).hexdigest(), hashlib.sha256(np.ascontiguousarray(x_q).tobytes()).hexdigest(),
+           x_q.shape)
+    if key not in _RUNS:
+        arena = measure_arena(model_bytes, x_q)
+        out = run_tflm(tflm_module().Interpreter.from_bytes(model_bytes, arena_size=arena), x_q)
+        if len(_RUNS) >= 8:
+            _RUNS.clear()
+        _RUNS[key] = (arena, out)
+    arena, out = _RUNS[key]
+    return arena, out.copy()
+
+
 def c_sources(name: str, model_bytes: bytes, arena: int, config: dict) -> dict:
     """``{name}_data.h`` (extern array, length, arena size) and ``{name}_data.cc`` (the array)."""
     ident = cgen.c_identifier(name)
@@ -118,7 +180,8 @@ def c_sources(name: str, model_bytes: bytes, arena: int, config: dict) -> dict:
     header_body = (
         cgen.banner(f"TFLite Micro model data for {name!r}", config)
         + "#include <stddef.h>\n\n"
-        + cgen.comment("Smallest tensor arena the TFLM interpreter needed on the host (bytes, 16-aligned).")
+        + cgen.comment("Smallest tensor arena (bytes, a multiple of 16) TFLite Micro ran the model in, "
+                       + firmware.TFLM_ARENA_RULE)
         + cgen.constant(f"{macro}_ARENA_BYTES", int(arena))
         + cgen.constant(f"{macro}_TFLITE_LEN", len(model_bytes))
         + "\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n"
@@ -137,19 +200,23 @@ def c_sources(name: str, model_bytes: bytes, arena: int, config: dict) -> dict:
 def build(job, folder: Path):
     path = folder / f"{job.name}.tflite"
     tflite.write_int8(job, path)
+    check_kernels(job, path)
     model_bytes = path.read_bytes()
     refs = tflite.int8_reference(job, path)
-    arena = measure_arena(model_bytes, refs["x_q"])
-    interp = tflm_module().Interpreter.from_bytes(model_bytes, arena_size=arena)
-    out = run_tflm(interp, refs["x_q"])
+    arena, out = tflm_reference(model_bytes, refs["x_q"])
     checks = tflite.int8_checks(job, refs, out, runtime="tflm")
     config = {"target": "tflm", "name": job.name, "arena_bytes": arena, **job.quantized_desc}
+    ops = tflite.ops_in(path)
+    sources = {**c_sources(job.name, model_bytes, arena, config),
+               f"{cgen.c_identifier(job.name)}_ops.h": firmware.resolver_header(job.name, ops, config)}
     files = [path.name]
-    for fname, text in c_sources(job.name, model_bytes, arena, config).items():
+    for fname, text in sources.items():
         (folder / fname).write_text(text)
         files.append(fname)
     meta = {"runtimes": ["tflm", "litert_ref", "litert"], "default_runtime": "tflm", "arena_bytes": arena,
-            "input_quant": refs["qin"], "output_quant": refs["qout"], "tflite_ops": tflite.ops_in(path)}
+            "arena_split": firmware.tflm_arena_split(model_bytes, arena, refs["x_q"]),
+            "tflite_bytes": len(model_bytes),
+            "input_quant": refs["qin"], "output_quant": refs["qout"], "tflite_ops": ops}
     return files, meta, checks
 
 

@@ -26,44 +26,61 @@ def _no_trace(tmp_path):
     return sorted(p.name for p in tmp_path.iterdir())
 
 
-def test_unsupported_module_names_op_layer_and_supported_list(tmp_path):
-    with pytest.raises(UnsupportedOpError) as info:
-        fe.export(GeluNet(), "onnx", example_input=torch.rand(1, 8), out_dir=tmp_path / "out")
-    err = info.value
-    assert (err.op, err.layer) == ("GELU", "act")
-    for op in ("conv2d", "depthwise_conv2d", "linear", "relu6", "avg_pool2d", "add", "flatten"):
-        assert op in str(err)
+def test_refusal_names_op_layer_target_and_the_targets_that_accept(tmp_path):
+    for target in ("c", "tflm"):  # neither the C runtime nor TFLite Micro has a GELU kernel
+        with pytest.raises(UnsupportedOpError) as info:
+            fe.export(GeluNet(), target, example_input=torch.rand(1, 8), out_dir=tmp_path / "out",
+                      calibration_data=torch.rand(16, 8))
+        err = info.value
+        assert (err.op, err.layer, err.module, err.target) == ("gelu", "act", "GELU", target)
+        assert err.accepted_by == ["onnx", "tflite", "executorch"]
+        assert str(err) == (f"unsupported op 'gelu' at layer 'act' (GELU) for target '{target}'; "
+                            "targets that accept this model: onnx, tflite, executorch")
     assert _no_trace(tmp_path) == []
 
 
-def test_unsupported_lstm_refused_before_export(tmp_path):
-    model = nn.Sequential(nn.Linear(4, 4), nn.LSTM(4, 4))
-    with pytest.raises(UnsupportedOpError, match=r"'LSTM' at layer '1'"):
-        fe.export(model, "tflite", example_input=torch.rand(1, 4), out_dir=tmp_path / "o",
-                  calibration_data=torch.rand(8, 4))
+def test_each_target_checks_only_what_it_cannot_do():
+    from firmware_export.canonicalize import canonicalize
+    from firmware_export.ops import accepted_by, check_target, op_uses
 
-
-def test_unsupported_functional_op_and_grouped_conv(tmp_path):
     class Functional(nn.Module):
         def __init__(self):
             super().__init__()
             self.fc = nn.Linear(4, 4)
 
         def forward(self, x):
-            return torch.tanh(self.fc(x))
+            return torch.tanh(self.fc(x)) + 1.0
 
-    with pytest.raises(UnsupportedOpError, match="tanh"):
-        fe.export(Functional(), "onnx", example_input=torch.rand(1, 4), out_dir=tmp_path / "o")
-    with pytest.raises(UnsupportedOpError, match=r"grouped conv2d \(groups=2\).*layer '0'"):
-        fe.export(nn.Sequential(nn.Conv2d(4, 8, 3, groups=2)), "onnx", example_input=torch.rand(1, 4, 6, 6),
-                  out_dir=tmp_path / "o")
+    uses = op_uses(canonicalize(Functional(), torch.rand(1, 4)))
+    assert [(u.op, u.detail) for u in uses] == [("linear", ""), ("tanh", ""), ("add", "of a constant")]
+    assert accepted_by(uses) == ["onnx", "tflite", "tflm", "executorch"]
+    with pytest.raises(UnsupportedOpError, match=r"^unsupported op 'tanh' at layer 'forward \(tanh\)' for target 'c'; "
+                                                 r"targets that accept this model: onnx, tflite, tflm, executorch$"):
+        check_target(uses, "c")
+    grouped = op_uses(canonicalize(nn.Sequential(nn.Conv2d(4, 8, 3, groups=2)), torch.rand(1, 4, 6, 6)))
+    assert [u.op for u in grouped] == ["grouped_conv2d"]
+    with pytest.raises(UnsupportedOpError, match=r"'grouped_conv2d' at layer '0' \(Conv2d\) for target 'c'"):
+        check_target(grouped, "c")
+    check_target(grouped, "onnx")
+    check_target(grouped, "tflm")
 
 
-def test_supported_ops_detected(net):
+def test_model_torch_export_cannot_trace_is_refused_for_every_target(tmp_path):
+    class DataDependent(nn.Module):
+        def forward(self, x):
+            return x[x > 0.5].sum(0, keepdim=True) if x.sum() > 0 else x
+
+    with pytest.raises(ExportError, match=r"^torch.export failed on DataDependent: "):
+        fe.export(DataDependent(), "onnx", example_input=torch.rand(1, 4), out_dir=tmp_path / "o")
+    assert _no_trace(tmp_path) == []
+
+
+def test_canonical_ops_detected(net):
     from firmware_export.ops import check_supported
 
-    assert set(check_supported(net, X)) == {"conv2d", "batch_norm2d", "relu", "depthwise_conv2d", "relu6", "add",
-                                            "max_pool2d", "avg_pool2d", "flatten", "linear"}
+    # BatchNorm folded into the conv; flatten is a reshape; every op is one the C target accepts
+    assert set(check_supported(net, X)) == {"conv2d", "relu", "depthwise_conv2d", "relu6", "add", "max_pool2d",
+                                            "avg_pool2d", "reshape", "linear"}
 
 
 def test_wrong_input_shape_is_clear(net, tmp_path):
@@ -96,7 +113,7 @@ def test_bad_names_targets_precisions(net, tmp_path):
             fe.export(net, "onnx", example_input=X, out_dir=tmp_path / "o", name=name)
     with pytest.raises(ExportError, match=r"'\.\.' is not allowed"):
         fe.export(net, "onnx", example_input=X, out_dir=str(tmp_path / "a" / ".." / "b"))
-    with pytest.raises(ExportError, match=r"Allowed values are onnx, tflite, tflm, c, but got 'tvm'"):
+    with pytest.raises(ExportError, match=r"Allowed values are onnx, tflite, tflm, c, executorch, but got 'tvm'"):
         fe.export(net, "tvm", example_input=X, out_dir=tmp_path / "o")
     with pytest.raises(ExportError, match=r"precision.*Allowed values are int8, but got 'fp32'"):
         fe.export(net, "tflm", example_input=X, out_dir=tmp_path / "o", precision="fp32")
@@ -125,8 +142,12 @@ def test_failed_export_leaves_nothing_and_keeps_old_folder(net, tmp_path, monkey
 def test_parity_failure_raises_and_writes_nothing(net, tmp_path, monkeypatch):
     from firmware_export.targets import onnx as onnx_target
 
-    strict = parity.float_check
-    monkeypatch.setattr(onnx_target.parity, "float_check", lambda a, b, **kw: strict(a, b, **{**kw, "rel_tol": 0.0}))
+    lenient = parity.float_check
+
+    def strict_for_onnxruntime(a, b, **kw):  # the canonicalization check keeps its limit
+        return lenient(a, b, **({**kw, "rel_tol": 0.0} if kw.get("against") == "torch fp32" else kw))
+
+    monkeypatch.setattr(onnx_target.parity, "float_check", strict_for_onnxruntime)
     with pytest.raises(ParityError, match=r"onnxruntime_vs_torch: rel err") as info:
         fe.export(net, "onnx", example_input=X, out_dir=tmp_path / "o")
     assert info.value.record["passed"] is False
@@ -141,7 +162,7 @@ def test_round_trip_save_load(net, tmp_path):
     config = json.loads((tmp_path / "a" / "export.json").read_text())
     assert record["passed"] is True and record["n_inputs"] == 20
     assert config["target"] == "onnx" and config["input_shape"] == [1, 1, 12, 12] and config["output_shape"] == [1, 5]
-    assert {f.name for f in art.files} == {"model.onnx", "export.json", "parity.json"}
+    assert {f.name for f in art.files} == {"model.onnx", "export.json", "parity.json", "README.md"}
     copy = art.save(tmp_path / "b")
     shutil.rmtree(tmp_path / "a")
     with torch.no_grad():
@@ -167,6 +188,16 @@ def test_parity_checks_can_fail():
     record = parity.make_record("t", "int8", {"a": a}, n_inputs=2, inputs="x")
     with pytest.raises(ParityError, match="argmax 50.0%"):
         parity.require(record)
+    # a check that is out of its limit but not blocking (XNNPACK's rounding) is reported, not raised
+    xnn = parity.lsb_check(ref, ref + 3, max_lsb=2, against="XNNPACK", blocking=False)
+    exact = parity.lsb_check(ref, ref, max_lsb=0, against="TFLM")
+    record = parity.make_record("c", "int8", {"x": xnn, "e": exact}, n_inputs=2, inputs="x")
+    assert record["passed"] and not xnn["passed"] and parity.require(record) is record
+    assert "| no (not blocking) |" in parity.table({"c": record}) and "(reported, not blocking)" in parity.summary(xnn)
+    record = parity.make_record("c", "int8", {"x": xnn, "e": check}, n_inputs=2, inputs="x")
+    with pytest.raises(ParityError) as info:
+        parity.require(record)
+    assert "e: max 2 LSB" in str(info.value) and "x:" not in str(info.value)  # names only the blocking failure
 
 
 @pytest.mark.slow
@@ -186,9 +217,37 @@ def test_c_target_through_export(net, tmp_path):
     assert art.parity["passed"]
     assert checks["c_vs_tflm"]["max_lsb_diff"] == 0  # same reference integer arithmetic, bit-exact
     assert checks["c_vs_litert_ref"]["max_lsb_diff"] <= 1 and checks["c_vs_litert_ref"]["exact_fraction"] >= 0.99
-    assert checks["c_vs_litert_xnnpack"]["max_lsb_diff"] <= 2
+    assert checks["c_vs_litert_xnnpack"]["blocking"] is False  # XNNPACK rounds differently: reported only
     x_q = fe.interp.quantize(held.numpy(), *art.input_quant)
     np.testing.assert_array_equal(art.predict_raw(x_q), art.predict_raw(x_q, runtime="tflm"))
+
+
+@pytest.mark.slow
+def test_xnnpack_disagreement_never_blocks_an_export(net, tmp_path, monkeypatch):
+    """The demo teacher's C export was refused because XNNPACK was 3 LSB off (limit 2): now reported only."""
+    from firmware_export.targets import tflite as tflite_target
+
+    real = tflite_target.run_tflite
+
+    def xnnpack_off_by_3(interp, x):
+        out = real(interp, x)
+        reference = getattr(interp, "_edgekd_reference", None)
+        return out if reference else np.clip(out.astype(int) + 3, -128, 127).astype(out.dtype)
+
+    real_interp = tflite_target.tflite_interpreter
+
+    def tagged(path, *, reference=False, **kw):
+        interp = real_interp(path, reference=reference, **kw)
+        interp._edgekd_reference = reference
+        return interp
+
+    monkeypatch.setattr(tflite_target, "_LITERT_RUNS", {})  # keep the doctored runs out of the shared cache
+    monkeypatch.setattr(tflite_target, "run_tflite", xnnpack_off_by_3)
+    monkeypatch.setattr(tflite_target, "tflite_interpreter", tagged)
+    art = fe.export(net, "tflm", example_input=X, out_dir=tmp_path / "t", calibration_data=torch.rand(64, 1, 12, 12))
+    checks = art.parity["checks"]
+    assert art.parity["passed"] and checks["tflm_vs_litert_xnnpack"]["max_lsb_diff"] >= 3
+    assert not checks["tflm_vs_litert_xnnpack"]["passed"] and checks["tflm_vs_litert_ref"]["passed"]
 
 
 @pytest.mark.slow

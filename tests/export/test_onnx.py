@@ -31,3 +31,32 @@ def test_all_ops_round_trip(tmp_path):
     with torch.no_grad():
         np.testing.assert_allclose(art.predict(fresh), net(fresh).numpy(), rtol=1e-4, atol=1e-5)
     assert art.config["ops"] == sorted(art.config["ops"]) and "depthwise_conv2d" in art.config["ops"]
+
+
+@pytest.mark.slow
+def test_int8_qdq_from_the_pt2e_graph(tmp_path):
+    """int8 ONNX is the same PT2E graph as QDQ: run literally it equals torch's float simulation."""
+    import onnx
+
+    from firmware_export.targets.tflite import quantize_pt2e
+
+    torch.manual_seed(3)
+    net = randomize_bn(AllOpsNet())
+    g = torch.Generator().manual_seed(4)
+    cal, held = torch.rand(128, 1, 12, 12, generator=g), torch.rand(32, 1, 12, 12, generator=g)
+    graph = quantize_pt2e(net, held[:1], cal)
+    art = fe.export(graph, "onnx", precision="int8", example_input=held[:1], out_dir=tmp_path / "q",
+                    parity_inputs=held, float_reference=net)
+    checks = art.parity["checks"]
+    assert art.parity["passed"] and checks["onnxruntime_ref_vs_torch_pt2e"]["blocking"]
+    assert checks["onnxruntime_vs_torch_pt2e"]["blocking"] is False  # fused integer kernels: reported only
+    ops = {n.op_type for n in onnx.load(str(art.file(".onnx"))).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops, ops
+    # an independent run: onnxruntime (no graph optimizations) on fresh inputs vs the torch PT2E graph
+    fresh = torch.rand(8, 1, 12, 12, generator=g)
+    scale = art.config["qdq_output_quant"][0]
+    with torch.no_grad():
+        ref = graph(fresh).numpy()
+    assert np.max(np.abs(art.predict(fresh, runtime="onnxruntime_ref") - ref)) <= 1.01 * scale
+    with pytest.raises(fe.ExportError, match="needs a float model"):
+        fe.export(graph, "onnx", precision="fp32", example_input=held[:1], out_dir=tmp_path / "f")
