@@ -10,6 +10,7 @@ TORCH_VERSION := 2.13.0
 TARGET ?= all
 CHECKPOINT ?=
 PYTEST_ARGS ?=
+TFLM_SRC ?=
 
 .PHONY: demo test export bench report toolchain venv clean help
 
@@ -48,8 +49,9 @@ test: $(STAMP) toolchain
 export: $(STAMP)
 	$(VENV)/bin/edgekd export $(if $(CHECKPOINT),$(CHECKPOINT),--demo-student) --target $(TARGET) --out exports
 
+# TFLM_SRC=path/to/tflite-micro (after its third_party_downloads) also builds TFLite Micro itself per core
 bench: $(STAMP) toolchain
-	$(VENV)/bin/edgekd bench --demo --zoo --out reports
+	$(VENV)/bin/edgekd bench --demo --zoo --out reports $(if $(TFLM_SRC),--tflm-src $(TFLM_SRC))
 
 report: $(STAMP)
 	$(PY) -m benchmarks.report reports/bench.json --out reports
