@@ -174,40 +174,35 @@ def from_export_folder(path, seed=0) -> Subject:
     first = arts.get("c") or next(iter(arts.values()))
     shape = tuple(first.config["input_shape"][1:])
     quant = next((a.input_quant for a in arts.values() if a.input_quant), None)
-    rng = np.random.default_rng(seed)
-    if quant:       # int8 codes drawn uniformly, as floats every runtime quantizes back to the same codes
-        codes = rng.integers(-128, 128, size=(1, *shape))
-        x = ((codes - quant[1]) * quant[0]).astype(np.float32)
-        desc = f"seeded random int8 codes (seed {seed}) at the export's input scale {quant[0]:.4g}, zero point {quant[1]}"
+    if quant:
+        x, desc = _int8_input(shape, quant, seed)
     else:
-        x = rng.standard_normal((1, *shape)).astype(np.float32)
-        desc = f"seeded standard normal (seed {seed})"
+        x, desc = _random_inputs(shape, 1, seed), f"seeded standard normal (seed {seed})"
     return Subject(first.name, str(path), "export", x, desc, arts=arts)
 
 
+def _int8_input(shape, quant, seed):
+    """Uniform int8 codes, as the floats every runtime quantizes back to the same codes; and a description."""
+    codes = np.random.default_rng(seed).integers(-128, 128, size=(1, *shape))
+    x = ((codes - quant[1]) * quant[0]).astype(np.float32)
+    return x, f"seeded random int8 codes (seed {seed}) at the model's input scale {quant[0]:.4g}, zero point {quant[1]}"
+
+
 def from_torch_model(model, name, source, kind, input_shape, config: BenchConfig, calibration=None) -> Subject:
-    """A float torch model: exported to what the runtimes need; random calibration unless given."""
+    """A float torch model, exported to what the runtimes need; int8 calibrated on ``calibration``
+    (``--calibration``: a file or a count; default: seeded standard-normal inputs)."""
     shape = tuple(input_shape)
-    x = _random_inputs(shape, 1, config.seed + 1)
-    if calibration is None:
-        calibration = _random_inputs(shape, config.calibration_samples, config.seed)
-        desc = f"seeded standard normal (seed {config.seed + 1}); int8 calibrated on {config.calibration_samples} " \
-               f"seeded standard normal inputs"
-    else:
-        desc = f"seeded standard normal (seed {config.seed + 1}); int8 calibrated on {len(calibration)} given inputs"
-    parity = _random_inputs(shape, config.parity_samples, config.seed + 2)
-    return Subject(name, source, kind, x, desc, model=model.eval(), calibration=np.asarray(calibration, np.float32),
-                   parity=parity)
+    calib, calib_desc = _calibration(calibration, (1, *shape), config)
+    desc = f"seeded standard normal (seed {config.seed + 1}); int8 calibrated on {calib_desc}"
+    return Subject(name, source, kind, _random_inputs(shape, 1, config.seed + 1), desc, model=model.eval(),
+                   calibration=calib, parity=_random_inputs(shape, config.parity_samples, config.seed + 2))
 
 
 def from_tflite(loaded, name, config: BenchConfig) -> Subject:
     """A user's fully-int8 .tflite: the C is generated from it as it is (no torch model: no torch,
     onnxruntime or ExecuTorch rows)."""
     tfl = loaded.model
-    codes = np.random.default_rng(config.seed).integers(-128, 128, size=(1, *tfl.input_shape[1:]))
-    x = ((codes - tfl.input_quant[1]) * tfl.input_quant[0]).astype(np.float32)
-    desc = f"seeded random int8 codes (seed {config.seed}) at the .tflite's input scale {tfl.input_quant[0]:.4g}, " \
-           f"zero point {tfl.input_quant[1]}"
+    x, desc = _int8_input(tfl.input_shape[1:], tfl.input_quant, config.seed)
     return Subject(name, loaded.source, "tflite", x, desc, tflite=tfl)
 
 
@@ -218,13 +213,15 @@ def checkpoint_model(path):
 
 
 def _calibration(calibration, input_shape, config: BenchConfig):
-    """``--calibration``: a .npy/.npz of float inputs, or a count of seeded standard-normal inputs."""
+    """(inputs, description) for ``--calibration``: a .npy/.npz of float inputs, or a count of seeded
+    standard-normal inputs (default ``config.calibration_samples``)."""
     if calibration is None or str(calibration).isdigit():
         n = int(calibration) if calibration is not None else config.calibration_samples
-        return _random_inputs(tuple(input_shape[1:]), n, config.seed)
+        return _random_inputs(tuple(input_shape[1:]), n, config.seed), f"{n} seeded standard normal inputs"
     from firmware_export.model_files import load_inputs
 
-    return load_inputs(calibration, input_shape).numpy()
+    calib = load_inputs(calibration, input_shape).numpy()
+    return calib, f"{len(calib)} inputs from {calibration}"
 
 
 def resolve(spec, config: BenchConfig, *, input_shape=None, weights=None, calibration=None) -> Subject:
@@ -241,8 +238,8 @@ def resolve(spec, config: BenchConfig, *, input_shape=None, weights=None, calibr
     name = factory if factory else Path(file).stem
     if isinstance(loaded.model, TFLiteModel):
         return from_tflite(loaded, name, config)
-    calib = _calibration(calibration, loaded.input_shape, config)
-    return from_torch_model(loaded.model, name, loaded.source, loaded.kind, loaded.input_shape[1:], config, calib)
+    return from_torch_model(loaded.model, name, loaded.source, loaded.kind, loaded.input_shape[1:], config,
+                            calibration)
 
 
 def zoo_subjects(names, config: BenchConfig) -> list[Subject]:
