@@ -32,15 +32,18 @@ C_OPS = {
     "max_pool2d": (("MAX_POOL_2D",), {""}),
     "avg_pool2d": (("AVERAGE_POOL_2D",), {""}),
     "global_avg_pool": (("AVERAGE_POOL_2D",), {""}),
-    "add": (("ADD",), {""}),                       # two tensors of one shape
+    "add": (("ADD",), {"", "with broadcasting", "of a constant"}),
+    "sub": (("SUB",), {"", "with broadcasting", "of a constant"}),
     "reshape": (("RESHAPE",), {""}),               # up to rank 4
     "transpose": (("TRANSPOSE",), {""}),
     "pad": (("PAD",), {""}),
     "mean": (("MEAN",), {""}),
     "softmax": (("SOFTMAX",), {""}),
     "concatenate": (("CONCATENATION",), {""}),
-    "mul": (("MUL",), {"", "with broadcasting"}),  # squeeze-excite scales
+    "mul": (("MUL",), {"", "with broadcasting", "of a constant"}),  # squeeze-excite scales
     "sigmoid": (("LOGISTIC",), {""}),
+    "tanh": (("TANH",), {""}),
+    "upsample_nearest2d": (("RESIZE_NEAREST_NEIGHBOR",), {""}),
     "hardswish": (("HARD_SWISH",), {""}),
     "leaky_relu": (("LEAKY_RELU",), {""}),
 }
