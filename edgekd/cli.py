@@ -6,6 +6,7 @@ Errors a user can act on print one line (exit 2); ``--verbose`` shows the traceb
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 
@@ -42,10 +43,15 @@ def main(argv=None) -> int:
         return 0
     from .errors import EdgeKDError
     from .log import set_log_level
+    from .quiet import quiet
 
     set_log_level(True if args.verbose else None)
+    # --verbose shows everything; otherwise the lines in quiet.NOISE are dropped, at fd level too
+    # when this process owns the real stderr (the program, not a caller capturing it)
+    hush = contextlib.nullcontext() if args.verbose else quiet(native=sys.stderr is sys.__stderr__)
     try:
-        result = args.func(args)
+        with hush:
+            result = args.func(args)
         return int(result or 0)
     except KeyboardInterrupt:
         print("edgekd: interrupted", file=sys.stderr)
