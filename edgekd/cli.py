@@ -23,15 +23,18 @@ COMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="edgekd", description="Distill, quantize, export and measure tiny students.",
-        allow_abbrev=False)
-    parser.add_argument("--verbose", "-v", action="store_true", help="log progress and show tracebacks")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from .commands.options import Parser, add_deprecated_aliases, subcommand_parsers
+
+    parser = Parser(prog="edgekd", description="Distill, quantize, export and measure tiny students.")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="log progress and third-party library messages, and show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")  # subcommands inherit Parser
     for name in COMMANDS:
-        p = importlib.import_module(name).add_parser(sub)
-        if p is not None and "--verbose" not in p._option_string_actions:  # also after the subcommand
+        importlib.import_module(name).add_parser(sub)
+    for path, p in subcommand_parsers(parser):
+        if path and "--verbose" not in p._option_string_actions:  # also after (nested) subcommands
             p.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    add_deprecated_aliases(parser)
     return parser
 
 
