@@ -82,6 +82,7 @@ def test_old_spellings_still_parse_hidden_with_a_note(capsys):
     parsers = dict(subcommand_parsers(parser))
     for path, renames in DEPRECATED.items():
         for old, new in renames.items():
+            assert path in parsers and new in parsers[path]._option_string_actions, f"{path}: no {new} for {old}"
             assert not re.search(re.escape(old) + r"(?![\w-])", parsers[path].format_help()), f"{old} in --help of {path}"
             dest = parsers[path]._option_string_actions[new].dest
             extra = ["--out", "x"] if path == ("data", "eeg", "synthetic") else []
