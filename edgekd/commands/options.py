@@ -37,6 +37,7 @@ SPELLINGS = {
     "demo: folder for the exports of the distilled student": "--exports",
     "demo: stop after training and quantization": "--no-export",
     "demo: retrain, ignoring checkpoints": "--fresh",
+    "demo: worker processes for training": "--workers",
     "distill: builder options of the model (JSON)": "--model-options",
     "distill: teacher checkpoint": "--teacher",
     "distill: continue an unfinished checkpoint": "--resume",
