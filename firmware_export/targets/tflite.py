@@ -51,45 +51,17 @@ def quantize_pt2e(model, example_input, calibration, *, batch_size=64):
     """
     import copy
 
-    from torchao.quantization.pt2e import allow_exported_model_train_eval
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
     from ..canonicalize import canonicalize
+    from ..quantizer import finish, prepare
 
     if isinstance(model, torch.fx.GraphModule):
         graph = copy.deepcopy(model)
     else:
         graph = canonicalize(model, example_input)
-    with contextlib.redirect_stdout(io.StringIO()):  # litert-torch's annotators print about reused ReLU modules
-        graph = prepare_pt2e(one_partition_per_call(graph), int8_quantizer())
+    graph = prepare(graph)
     for start in range(0, len(calibration), batch_size):
         run(graph, calibration[start:start + batch_size])
-    graph = convert_pt2e(graph, fold_quantize=False)
-    allow_exported_model_train_eval(graph)
-    graph.eval()  # the patched .eval() returns None and leaves .training set; converters read it
-    for module in graph.modules():
-        module.training = False
-    return graph
-
-
-def one_partition_per_call(graph):
-    """Give each call of a reused module (one ``nn.ReLU`` or ``nn.MaxPool2d`` called twice in ``forward``)
-    its own module path, so the PT2E annotators see one partition per call.
-
-    They group nodes by the innermost module path; a group holding two calls is annotated by whichever
-    of its output nodes a set yields first, and ``prepare_pt2e`` then fails at random ("'relu_1' not in
-    dict_keys(...)", seen in 3 to 5 runs of 8 on the same model). torch already marks the second call
-    with ``@1`` in the stack's key; copy that into the path.
-    """
-    for node in graph.graph.nodes:
-        stack = node.meta.get("nn_module_stack")
-        if not stack:
-            continue
-        key, (path, cls) = list(stack.items())[-1]
-        call = key[key.rindex("@"):] if "@" in key else ""
-        if call and not path.endswith(call):
-            stack[key] = (path + call, cls)
-    return graph
+    return finish(graph)
 
 
 @contextlib.contextmanager
