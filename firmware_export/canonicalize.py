@@ -89,13 +89,17 @@ def trace(model: nn.Module, example_input: torch.Tensor) -> torch.fx.GraphModule
         raise ExportError(f"torch.export failed on {type(model).__name__}: {first}") from None
 
 
-def run(gm, x: torch.Tensor) -> torch.Tensor:
-    """Evaluate a traced graph on a batch (sample by sample if its batch is static)."""
+def run(gm, x: torch.Tensor):
+    """Evaluate a traced graph on a batch (sample by sample if its batch is static); a model with
+    several outputs gives a tuple of tensors."""
     with torch.no_grad():
         try:
             return gm(x)
         except Exception:  # noqa: BLE001 - a static-batch graph refuses N > 1
-            return torch.cat([gm(s[None]) for s in x])
+            rows = [gm(s[None]) for s in x]
+            if isinstance(rows[0], (tuple, list)):
+                return tuple(torch.cat(parts) for parts in zip(*rows))
+            return torch.cat(rows)
 
 
 # ---- helpers -----------------------------------------------------------------------------------

@@ -18,8 +18,8 @@ tensors (broadcasting, or a constant operand) gets int8 inputs and output; linea
 relu observe after the relu (as conv + relu does: the whole int8 range for positive outputs);
 standalone relu / hardtanh / max and average pools / pad / flatten / reshape share their input's
 scale; softmax and sigmoid get TFLite's fixed output quantization (1/256, -128), tanh (1/128, 0)
-(TFLite Micro's int8 kernels, and so the C, write those whatever the file declares);
-hardswish, leaky_relu and gelu an observed output. Graphs without those patterns get exactly
+(TFLite Micro's int8 kernels, and so the C, write those whatever the file declares), and the
+ops reading them take them at that quantization; hardswish, leaky_relu and gelu an observed output. Graphs without those patterns get exactly
 litert-torch's annotation.
 
 Why pools must share their input's quantization: int8 AVERAGE_POOL_2D and MAX_POOL_2D do not
@@ -250,3 +250,25 @@ def annotate_after(gm, config) -> None:
         else:
             continue
         _set(node, {src: act_in}, output)
+    _read_fixed_outputs_as_they_are(gm)
+
+
+def _read_fixed_outputs_as_they_are(gm) -> None:
+    """An op reading a fixed-range output (softmax, sigmoid, tanh) takes it at that quantization.
+
+    With its own input observer the torch graph requantizes (e.g. 1/256 -> 0.0038 after a sigmoid);
+    litert-torch drops that requantize from the .tflite but keeps the next FULLY_CONNECTED's int32
+    bias quantized for the dropped scale, so the bias came out 3.5% too large (measured: TFLite Micro
+    and the C 2.5 output steps off on average where the torch graph was 0.55).
+    """
+    from torchao.quantization.pt2e.quantizer import FixedQParamsQuantizationSpec, SharedQuantizationSpec
+
+    for node in gm.graph.nodes:
+        ann = node.meta.get("quantization_annotation")
+        if ann is None or not ann._annotated:
+            continue
+        for arg, spec in list(ann.input_qspec_map.items()):
+            producer = arg.meta.get("quantization_annotation") if isinstance(arg, Node) else None
+            if producer is not None and isinstance(producer.output_qspec, FixedQParamsQuantizationSpec) \
+                    and not isinstance(spec, (FixedQParamsQuantizationSpec, SharedQuantizationSpec)):
+                ann.input_qspec_map[arg] = SharedQuantizationSpec(arg)
