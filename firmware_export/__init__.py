@@ -277,6 +277,7 @@ def _to_tensor(data, what) -> torch.Tensor:
 
 
 def _check_example(model, example_input) -> torch.Tensor:
+    _check_one_input(model)
     x = _to_tensor(example_input, "example_input")
     if isinstance(example_input, (torch.Tensor, np.ndarray)) and example_input.dtype not in (torch.float32, np.float32):
         raise ExportError(f"example_input: expected dtype float32, got {example_input.dtype}")
@@ -296,6 +297,22 @@ def _check_example(model, example_input) -> torch.Tensor:
         raise ExportError(f"{type(model).__name__} must return a tensor or a tuple of tensors, got "
                           f"{type(y).__name__}")
     return x
+
+
+def _check_one_input(model) -> None:
+    """Several outputs are exported; several inputs are not yet (one line instead of a confusing trace)."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return
+    required = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                and p.default is p.empty]
+    if len(required) > 1:
+        raise ExportError(f"{type(model).__name__}.forward takes {len(required)} inputs ({', '.join(required)}); "
+                          "export takes models with one input tensor (several outputs are fine): wrap the model so "
+                          "forward takes one tensor")
 
 
 def _as_inputs(data, x, what) -> torch.Tensor:

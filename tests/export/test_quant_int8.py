@@ -135,3 +135,62 @@ def test_op_exports_to_tflm_and_c_close_to_the_float_model(name, tmp_path):
         g = read_tflite(art.file(".tflite"))
         t = next(g.tensors[op.outputs[0]] for op in g.operators if op.op in FIXED_OUTPUT)
         assert (float(t.scale[0]), int(t.zero_point[0])) == pytest.approx(fixed)
+
+
+class LogitsAndFeatures(nn.Module):
+    """Returns (logits, features): two graph outputs of different sizes and quantizations."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.embed = nn.Linear(8 * 6 * 6, 16)
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, x):
+        features = F.relu(self.embed(torch.flatten(F.max_pool2d(F.relu(self.conv(x)), 2), 1)))
+        return self.head(features), features
+
+
+@pytest.mark.slow
+def test_two_outputs_export_to_tflite_tflm_and_c_with_parity_on_each(tmp_path):
+    pytest.importorskip("tflite_micro")
+    torch.manual_seed(0)
+    model = LogitsAndFeatures().eval()
+    cal = torch.rand(128, *SHAPE[1:])
+    held = torch.rand(64, *SHAPE[1:])
+    graph = fe.quantize(model, cal[:1], cal)
+    with torch.no_grad():
+        logits, features = (y.numpy() for y in model(held))
+    for target in ("tflite", "tflm", "c"):
+        art = fe.export(graph, target, example_input=cal[:1], out_dir=tmp_path / target, parity_inputs=held,
+                        float_reference=model)
+        checks = art.parity["checks"]
+        assert art.parity["passed"] and art.config["output_shapes"] == [[1, 5], [1, 16]]
+        runtime = {"tflite": "litert_ref", "tflm": "tflm", "c": "c"}[target]
+        assert {f"{runtime}_vs_torch_pt2e_output{k}" for k in (0, 1)} <= set(checks)  # every output is checked
+        if target == "c":
+            assert checks["c_vs_tflm_output0"]["max_lsb_diff"] == checks["c_vs_tflm_output1"]["max_lsb_diff"] == 0
+        out = art.predict(held)  # a tuple in the order the model returns, each dequantized with its own scale
+        assert isinstance(out, tuple) and [o.shape for o in out] == [(64, 5), (64, 16)]
+        (s0, _), (s1, _) = art.output_quants
+        assert s0 != s1
+        for y, ref, step in ((out[0], logits, s0), (out[1], features, s1)):
+            assert np.abs(y - ref).mean() <= step and np.abs(y - ref).max() <= 0.06 * np.ptp(ref)
+        readme = (art.path / "README.md").read_text()
+        assert f"| output1 | [1, 16] | int8 | as the shape | {s1!r} |" in readme
+        raw = art.predict_raw(quantize(held.numpy(), *art.input_quant), runtime="tflm" if target != "tflite" else None)
+        assert [r.dtype for r in raw] == [np.int8, np.int8]
+    reopened = fe.load(tmp_path / "c").predict(held[:3])
+    np.testing.assert_array_equal(reopened[1], out[1][:3])
+
+
+def test_several_inputs_are_refused_in_one_line(tmp_path):
+    class TwoInputs(nn.Module):
+        def forward(self, a, b):
+            return a + b
+
+    with pytest.raises(fe.ExportError, match=r"^TwoInputs.forward takes 2 inputs \(a, b\); export takes models with "
+                                             r"one input tensor"):
+        fe.export(TwoInputs(), "c", example_input=torch.rand(1, 4), out_dir=tmp_path / "c",
+                  calibration_data=torch.rand(8, 4))
+    assert not (tmp_path / "c").exists()
