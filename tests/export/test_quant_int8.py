@@ -194,3 +194,51 @@ def test_several_inputs_are_refused_in_one_line(tmp_path):
         fe.export(TwoInputs(), "c", example_input=torch.rand(1, 4), out_dir=tmp_path / "c",
                   calibration_data=torch.rand(8, 4))
     assert not (tmp_path / "c").exists()
+
+
+class Gated(nn.Module):
+    def __init__(self, act):
+        super().__init__()
+        self.conv, self.act, self.fc = nn.Conv2d(3, 8, 3, padding=1), act, nn.Linear(8 * 12 * 12, 4)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.act(self.conv(x) * 2.0), 1))
+
+
+ACTIVATIONS = {"silu": nn.SiLU, "silu_inplace": lambda: nn.SiLU(inplace=True), "hardsigmoid": nn.Hardsigmoid,
+               "hardsigmoid_functional": lambda: F.hardsigmoid}
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_silu_and_hardsigmoid_become_ops_every_int8_target_runs(name):
+    from firmware_export.canonicalize import canonicalize, run
+    from firmware_export.ops import accepted_by, op_uses
+
+    torch.manual_seed(0)
+    model = Gated(ACTIVATIONS[name]()).eval()
+    x = torch.randn(16, *SHAPE[1:])
+    graph = canonicalize(model, x[:1])
+    with torch.no_grad():
+        torch.testing.assert_close(run(graph, x), model(x), rtol=1e-5, atol=1e-6)  # the eager model is the reference
+    uses = [u.op for u in op_uses(graph)]
+    assert "silu" not in uses and "hardsigmoid" not in uses, uses
+    assert ("sigmoid" in uses) == name.startswith("silu") and "mul" in uses
+    assert "c" in accepted_by(op_uses(graph))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["silu", "hardsigmoid"])
+def test_silu_and_hardsigmoid_export_to_c_without_float_islands(name, tmp_path):
+    pytest.importorskip("tflite_micro")
+    torch.manual_seed(0)
+    model = Gated(ACTIVATIONS[name]()).eval()
+    cal, held = torch.rand(128, *SHAPE[1:]) * 2 - 1, torch.rand(64, *SHAPE[1:]) * 2 - 1
+    art = fe.export(model, "c", example_input=cal[:1], calibration_data=cal, parity_inputs=held,
+                    out_dir=tmp_path / name)
+    ops = set(art.config["tflite_ops"])
+    assert art.parity["checks"]["c_vs_tflm"]["max_lsb_diff"] == 0 and "DEQUANTIZE" not in ops
+    assert ({"LOGISTIC", "MUL"} if name == "silu" else {"ADD", "MUL"}) <= ops  # the ADD fuses the RELU6
+    with torch.no_grad():
+        ref = model(held).numpy()
+    err = np.abs(art.predict(held) - ref)
+    assert err.mean() <= art.output_quant[0] and err.max() <= 0.06 * np.ptp(ref), (err.mean(), err.max())
