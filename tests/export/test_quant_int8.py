@@ -242,3 +242,40 @@ def test_silu_and_hardsigmoid_export_to_c_without_float_islands(name, tmp_path):
         ref = model(held).numpy()
     err = np.abs(art.predict(held) - ref)
     assert err.mean() <= art.output_quant[0] and err.max() <= 0.06 * np.ptp(ref), (err.mean(), err.max())
+
+
+class PoolHead(nn.Module):
+    """BatchNorm after conv, in-place ReLU, AdaptiveAvgPool2d(1): idioms the canonical graph rewrites."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.relu, self.pool, self.fc = nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.relu(self.bn(self.conv(x)))), 1))
+
+
+@pytest.mark.slow
+def test_cli_quantizes_a_pt2_on_the_canonical_graph(tmp_path, capsys):
+    """``edgekd export model.pt2 --calibration cal.npy`` gives the graph ``firmware_export.quantize`` gives:
+    the BatchNorm folded and the adaptive pool an AVERAGE_POOL_2D (the program's own graph, quantized as
+    it was, kept a batch norm multiply-add and a MEAN)."""
+    from edgekd.cli import main
+
+    torch.manual_seed(0)
+    model = PoolHead().eval()
+    with torch.no_grad():
+        model.bn.running_mean.uniform_(-0.5, 0.5)
+        model.bn.running_var.uniform_(0.5, 1.5)
+    cal = torch.rand(32, *SHAPE[1:])
+    torch.export.save(torch.export.export(model, (cal[:1],)), tmp_path / "m.pt2")
+    np.save(tmp_path / "cal.npy", cal.numpy())
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "m.pt2"), "--target", "tflite", "--calibration", str(tmp_path / "cal.npy"),
+                 "--parity", "8", "--out", str(tmp_path / "out")]) == 0, capsys.readouterr().err[-1500:]
+    art = fe.load(tmp_path / "out" / "tflite")
+    expected = fe.export(fe.quantize(model, cal[:1], cal), "tflite", example_input=cal[:1], parity_inputs=8,
+                         out_dir=tmp_path / "api")
+    assert art.file(".tflite").read_bytes() == expected.file(".tflite").read_bytes()
+    assert "AVERAGE_POOL_2D" in art.config["tflite_ops"] and "MEAN" not in art.config["tflite_ops"]
