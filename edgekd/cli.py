@@ -6,6 +6,7 @@ Errors a user can act on print one line (exit 2); ``--verbose`` shows the traceb
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 
@@ -23,15 +24,18 @@ COMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="edgekd", description="Distill, quantize, export and measure tiny students.",
-        allow_abbrev=False)
-    parser.add_argument("--verbose", "-v", action="store_true", help="log progress and show tracebacks")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from .commands.options import Parser, add_deprecated_aliases, subcommand_parsers
+
+    parser = Parser(prog="edgekd", description="Distill, quantize, export and measure tiny students.")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="log progress and third-party library messages, and show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")  # subcommands inherit Parser
     for name in COMMANDS:
-        p = importlib.import_module(name).add_parser(sub)
-        if p is not None and "--verbose" not in p._option_string_actions:  # also after the subcommand
+        importlib.import_module(name).add_parser(sub)
+    for path, p in subcommand_parsers(parser):
+        if path and "--verbose" not in p._option_string_actions:  # also after (nested) subcommands
             p.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    add_deprecated_aliases(parser)
     return parser
 
 
@@ -43,10 +47,15 @@ def main(argv=None) -> int:
         return 0
     from .errors import EdgeKDError
     from .log import set_log_level
+    from .quiet import quiet
 
     set_log_level(True if args.verbose else None)
+    # --verbose shows everything; otherwise the lines in quiet.NOISE are dropped, at fd level too
+    # when this process owns the real stderr (the program, not a caller capturing it)
+    hush = contextlib.nullcontext() if args.verbose else quiet(native=sys.stderr is sys.__stderr__)
     try:
-        result = args.func(args)
+        with hush:
+            result = args.func(args)
         return int(result or 0)
     except KeyboardInterrupt:
         print("edgekd: interrupted", file=sys.stderr)

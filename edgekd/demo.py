@@ -19,7 +19,7 @@ from .config import Config, register
 from .distill import AlphaSchedule, Curriculum, KDConfig, distill, evaluate, train_config
 from .data import load_dataset
 from .io import atomic_write_json, atomic_write_text
-from .log import logger, set_log_level
+from .log import logger, set_log_level, showing_progress
 from .models import ModelConfig, build_model
 
 
@@ -133,12 +133,26 @@ def demo_student(run_dir="runs/demo", *, config: DemoConfig = None, fresh=False,
     kd_cfg = config.student_kd.replace(seed=seed)
     teacher = None
     stale = fresh or not _reusable(path, student_cfg, kd_cfg)
-    if stale:  # the student must be (re)trained, from scratch (a stale checkpoint cannot be resumed): it needs the teacher
-        t_cfg, t_path = config.teacher_train.replace(seed=0), run_dir / "teacher.pt"
-        teacher, _ = _trained(teacher_cfg, t_cfg, None, data, t_path, fresh or not _reusable(t_path, teacher_cfg, t_cfg),
-                              "teacher")
-    student, _ = _trained(student_cfg, kd_cfg, teacher, data, path, stale, f"student_kd seed {seed}")
+    with showing_progress():  # training nobody asked for: say why first, then show progress
+        if stale:  # the student must be (re)trained, from scratch (a stale checkpoint cannot be resumed): it needs the teacher
+            t_cfg, t_path = config.teacher_train.replace(seed=0), run_dir / "teacher.pt"
+            t_stale = fresh or not _reusable(t_path, teacher_cfg, t_cfg)
+            if t_stale:
+                logger.warning(_why_training("the teacher", t_path, t_cfg, fresh))
+            teacher, _ = _trained(teacher_cfg, t_cfg, None, data, t_path, t_stale, "teacher")
+            logger.warning(_why_training(f"the distilled student (seed {seed})", path, kd_cfg, fresh))
+        student, _ = _trained(student_cfg, kd_cfg, teacher, data, path, stale, f"student_kd seed {seed}")
     return student, path, data
+
+
+def _why_training(what, path, train_cfg, fresh) -> str:
+    if fresh:
+        reason = "fresh=True"
+    elif not path.is_file():
+        reason = f"{path} is missing"
+    else:
+        reason = f"{path} was made with other configs or is unfinished"
+    return f"training {what} ({train_cfg.epochs} epochs) because {reason}"
 
 
 def _reusable(path, model_cfg, train_cfg) -> bool:

@@ -1,4 +1,5 @@
 """Logging in MNE's style: public functions take ``verbose=None`` and log rather than print."""
+import contextlib
 import logging
 
 logger = logging.getLogger("edgekd")
@@ -26,3 +27,22 @@ def set_log_level(verbose=None):
 
 def is_verbose():
     return logger.isEnabledFor(logging.INFO)
+
+
+_forced_progress = 0
+
+
+@contextlib.contextmanager
+def showing_progress():
+    """Progress bars on inside the block even without ``verbose``: long work the user did not ask
+    for (training a missing checkpoint) is never silent."""
+    global _forced_progress
+    _forced_progress += 1
+    try:
+        yield
+    finally:
+        _forced_progress -= 1
+
+
+def show_progress():
+    return is_verbose() or _forced_progress > 0

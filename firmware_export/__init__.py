@@ -24,6 +24,7 @@ import torch
 from .artifact import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, Artifact
 from .errors import ExportError, ParityError, UnsupportedOpError
 from .firmware import check_input_layout
+from .interp import outputs_of
 from .model_files import LoadedModel, TFLiteModel, load_inputs, load_model
 from .ops import accepted_by, check_target, op_uses
 from .readme import README, write_readme
@@ -33,6 +34,7 @@ __all__ = ["export", "quantize", "accepted_by", "Artifact", "ExportError", "Pari
            "TARGETS", "load", "load_model", "load_inputs", "LoadedModel", "TFLiteModel"]
 
 DEFAULT_PARITY_INPUTS = 64
+MULTI_OUTPUT_TARGETS = ("tflite", "tflm", "c")  # their checks and runtimes handle a tuple of outputs
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -115,9 +117,12 @@ def export(model, target="onnx", *, example_input=None, out_dir, calibration_dat
                     quantized_desc=QUANTIZER_DESC if precision == "int8" else {}, verbose=verbose,
                     canonical=None if prequantized else graph, op_uses=uses, input_layout=layout)
     with torch.no_grad():
-        out_shape = list((job.float_model or job.quantized)(x).shape)
+        out_shapes = [list(y.shape) for y in outputs_of((job.float_model or job.quantized)(x))]
+    if len(out_shapes) > 1 and target not in MULTI_OUTPUT_TARGETS:
+        raise ExportError(f"{type(model).__name__} returns {len(out_shapes)} tensors; target {target!r} takes models "
+                          f"returning one tensor ({', '.join(MULTI_OUTPUT_TARGETS)} take several)")
     return _build(module, job, out_dir, target, lambda files, meta: _export_config(
-        target, precision, name, files, meta, type(model).__name__, x, out_shape, ops, calibration, job,
+        target, precision, name, files, meta, type(model).__name__, x, out_shapes, ops, calibration, job,
         time.perf_counter() - t0))
 
 
@@ -137,9 +142,10 @@ def _build(module, job, out_dir, target, make_config) -> Artifact:
     if job.canonical is not None:  # the rewritten graph must compute what the user's model computes
         from .canonicalize import run
 
-        checks["canonical_vs_torch"] = parity_mod.float_check(
-            job.torch_float(), run(job.canonical, job.parity_inputs).numpy(),
-            against="the model before canonicalization")
+        canonical = outputs_of(run(job.canonical, job.parity_inputs))
+        checks.update(parity_mod.per_output("canonical_vs_torch", [
+            parity_mod.float_check(ref, out.numpy(), against="the model before canonicalization")
+            for ref, out in zip(outputs_of(job.torch_float()), canonical)]))
         parity_mod.require(record_of(checks), where=f"{out_dir} ({target}/{job.precision}, canonicalization)")
     with atomic_dir(out_dir) as tmp:
         files, meta, target_checks = module.build(job, tmp)
@@ -176,7 +182,7 @@ def _export_tflite(model, target, module, out_dir, precision, name, parity_input
                     verbose=verbose, tflite_bytes=model.data)
     try:
         return _build(module, job, out_dir, target, lambda files, meta: _export_config(
-            target, "int8", name, files, meta, "tflite", x, list(model.output_shape), list(model.ops), None, job,
+            target, "int8", name, files, meta, "tflite", x, [list(model.output_shape)], list(model.ops), None, job,
             time.perf_counter() - t0))
     except UnsupportedOpError as err:  # the native C kernels are a subset of TFLM's
         hint = "; --target tflm runs every op TFLite Micro has a kernel for" if target == "c" else ""
@@ -207,14 +213,15 @@ def quantize(model, example_input, calibration_data):
     return quantize_pt2e(canonicalize(model, x), x, calibration)
 
 
-def _export_config(target, precision, name, files, meta, model_class, x, out_shape, ops, calibration, job, seconds):
+def _export_config(target, precision, name, files, meta, model_class, x, out_shapes, ops, calibration, job, seconds):
     from edgekd import __version__
 
     config = {
         "format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "edgekd_version": __version__,
         "target": target, "precision": precision, "name": name,
         "files": sorted(files) + ["export.json", "parity.json"],
-        "input_shape": list(job.graph_inputs(x).shape), "output_shape": out_shape, "input_dtype": "float32",
+        "input_shape": list(job.graph_inputs(x).shape), "output_shape": out_shapes[0], "input_dtype": "float32",
+        "output_shapes": out_shapes,  # every output, in the order the model returns them
         "input_layout": job.input_layout if x.ndim == 4 and job.tflite_bytes is None else None,
         "model_class": model_class, "ops": ops,
         "calibration_samples": None if calibration is None else len(calibration),
@@ -226,7 +233,8 @@ def _export_config(target, precision, name, files, meta, model_class, x, out_sha
     config.update(meta)
     if config.get("input_quant"):
         config["input_quant"] = [float(config["input_quant"][0]), int(config["input_quant"][1])]
-        config["output_quant"] = [float(config["output_quant"][0]), int(config["output_quant"][1])]
+        config["output_quants"] = [[float(s), int(z)] for s, z in config.get("output_quants") or [config["output_quant"]]]
+        config["output_quant"] = config["output_quants"][0]
     return config
 
 
@@ -269,6 +277,7 @@ def _to_tensor(data, what) -> torch.Tensor:
 
 
 def _check_example(model, example_input) -> torch.Tensor:
+    _check_one_input(model)
     x = _to_tensor(example_input, "example_input")
     if isinstance(example_input, (torch.Tensor, np.ndarray)) and example_input.dtype not in (torch.float32, np.float32):
         raise ExportError(f"example_input: expected dtype float32, got {example_input.dtype}")
@@ -284,9 +293,26 @@ def _check_example(model, example_input) -> torch.Tensor:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ExportError(f"example_input of shape {tuple(x.shape)} does not fit {type(model).__name__}: {first}") \
             from None
-    if not isinstance(y, torch.Tensor):
-        raise ExportError(f"{type(model).__name__} must return one tensor, got {type(y).__name__}")
+    if not all(isinstance(t, torch.Tensor) for t in outputs_of(y)) or isinstance(y, (tuple, list)) and not y:
+        raise ExportError(f"{type(model).__name__} must return a tensor or a tuple of tensors, got "
+                          f"{type(y).__name__}")
     return x
+
+
+def _check_one_input(model) -> None:
+    """Several outputs are exported; several inputs are not yet (one line instead of a confusing trace)."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return
+    required = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                and p.default is p.empty]
+    if len(required) > 1:
+        raise ExportError(f"{type(model).__name__}.forward takes {len(required)} inputs ({', '.join(required)}); "
+                          "export takes models with one input tensor (several outputs are fine): wrap the model so "
+                          "forward takes one tensor")
 
 
 def _as_inputs(data, x, what) -> torch.Tensor:

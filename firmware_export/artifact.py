@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ExportError
-from .interp import dequantize, quantize
+from .interp import dequantize, outputs_of, quantize
 
 EXPORT_FORMAT = "edgekd-export"
 EXPORT_FORMAT_VERSION = 1
@@ -55,8 +55,19 @@ class Artifact:
 
     @property
     def output_quant(self):
+        """(scale, zero point) of the first output (int8 artifacts); ``output_quants`` lists every output's."""
         q = self.config.get("output_quant")
         return tuple(q) if q else None
+
+    @property
+    def output_quants(self) -> list | None:
+        qs = self.config.get("output_quants") or ([self.config["output_quant"]] if self.config.get("output_quant")
+                                                 else None)
+        return [tuple(q) for q in qs] if qs else None
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.config.get("output_shapes") or [self.config["output_shape"]])
 
     def _runner(self, runtime):
         from .targets import target_module
@@ -69,23 +80,26 @@ class Artifact:
             self._runners[runtime] = target_module(self.target).open_runtime(self.path, self.config, runtime)
         return self._runners[runtime]
 
-    def predict_raw(self, x, runtime=None) -> np.ndarray:
-        """Run the artifact on its own input type (int8 codes for int8 artifacts), batch by sample."""
+    def predict_raw(self, x, runtime=None):
+        """Run the artifact on its own input type (int8 codes for int8 artifacts), batch by sample; a
+        model with several outputs gives a tuple of arrays, in the order the model returns them."""
         x = np.asarray(x)
         shape = tuple(self.config["input_shape"][1:])
         if x.shape[1:] != shape:
             raise ExportError(f"input of shape {x.shape} does not fit the artifact's input (N, {', '.join(map(str, shape))})")
         return self._runner(runtime)(x)
 
-    def predict(self, x, runtime=None) -> np.ndarray:
-        """Float in, float out: quantizes the input and dequantizes the output of int8 artifacts."""
+    def predict(self, x, runtime=None):
+        """Float in, float out: quantizes the input and dequantizes the outputs of int8 artifacts (each
+        with its own scale and zero point). Several outputs: a tuple of arrays, as the model returns them."""
         x = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float32)
         if self.input_quant:
             x = quantize(x, *self.input_quant)
-        y = self.predict_raw(x, runtime)
-        if self.output_quant:
-            y = dequantize(y, *self.output_quant)
-        return y.astype(np.float32)
+        ys = outputs_of(self.predict_raw(x, runtime))
+        if self.output_quants:
+            ys = [dequantize(y, *q) for y, q in zip(ys, self.output_quants)]
+        ys = [y.astype(np.float32) for y in ys]
+        return tuple(ys) if len(ys) > 1 else ys[0]
 
     def save(self, path) -> "Artifact":
         """Copy the whole export folder to ``path`` (atomically) and return the copy."""

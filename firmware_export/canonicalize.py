@@ -10,6 +10,8 @@ in-place ops (``relu_``, ``x += y``, ``hardtanh_``)    the functional op; later 
 ``clamp(min=0)``, ``clamp_min(0)``, ``threshold(0,0)``  ``relu``
 ``relu6``, ``clamp(0, 6)``, ``hardtanh(0, 6)``           ``hardtanh(0, 6)`` (the converter fuses it as RELU6)
 ``clamp(a, b)``                                        ``hardtanh(a, b)``
+``F.silu``, ``nn.SiLU``                                ``x * sigmoid(x)`` (LOGISTIC, MUL)
+``F.hardsigmoid``, ``nn.Hardsigmoid``                  ``hardtanh(x + 3, 0, 6) * (1/6)`` (ADD, RELU6, MUL)
 ``AdaptiveAvgPool2d(1)``, ``mean((2, 3))`` (keepdim    ``avg_pool2d`` with the full (H, W) window, then
 or not), a full-window ``avg_pool2d``, an adaptive     ``flatten(1)`` where the mean dropped H and W
 pool whose output divides the input
@@ -89,13 +91,17 @@ def trace(model: nn.Module, example_input: torch.Tensor) -> torch.fx.GraphModule
         raise ExportError(f"torch.export failed on {type(model).__name__}: {first}") from None
 
 
-def run(gm, x: torch.Tensor) -> torch.Tensor:
-    """Evaluate a traced graph on a batch (sample by sample if its batch is static)."""
+def run(gm, x: torch.Tensor):
+    """Evaluate a traced graph on a batch (sample by sample if its batch is static); a model with
+    several outputs gives a tuple of tensors."""
     with torch.no_grad():
         try:
             return gm(x)
         except Exception:  # noqa: BLE001 - a static-batch graph refuses N > 1
-            return torch.cat([gm(s[None]) for s in x])
+            rows = [gm(s[None]) for s in x]
+            if isinstance(rows[0], (tuple, list)):
+                return tuple(torch.cat(parts) for parts in zip(*rows))
+            return torch.cat(rows)
 
 
 # ---- helpers -----------------------------------------------------------------------------------
@@ -240,11 +246,21 @@ def _scalar_args(node, names):
 
 
 def activations(gm) -> None:
-    """clamp / clamp_min / relu6 / threshold to ``relu`` or ``hardtanh(lo, hi)``."""
+    """clamp / clamp_min / relu6 / threshold to ``relu`` or ``hardtanh(lo, hi)``; silu and hardsigmoid
+    spelled out in ops every int8 target runs."""
     for node in list(gm.graph.nodes):
         name = opname(node)
         x = node.args[0] if node.args else None
         lo = hi = None
+        if name == "silu":  # x * sigmoid(x): LOGISTIC + MUL (litert-torch leaves silu a float island)
+            sigmoid = _insert(gm, node, aten.sigmoid.default, (x,), node)
+            _replace(gm, node, _insert(gm, node, aten.mul.Tensor, (x, sigmoid), node))
+            continue
+        if name == "hardsigmoid":  # relu6(x + 3) * (1/6): ADD, RELU6, MUL with constants (was float too)
+            shifted = _insert(gm, node, aten.add.Tensor, (x, 3.0), node)
+            clipped = _insert(gm, node, aten.hardtanh.default, (shifted, 0.0, 6.0), node)
+            _replace(gm, node, _insert(gm, node, aten.mul.Tensor, (clipped, 1.0 / 6.0), node))
+            continue
         if name == "clamp" and node.target is aten.clamp.default:
             lo, hi = _scalar_args(node, ("min", "max"))
         elif name == "clamp_min" and node.target is aten.clamp_min.default:

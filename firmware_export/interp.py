@@ -75,23 +75,36 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return ((np.asarray(q).astype(np.int32) - zero_point) * np.float32(scale)).astype(np.float32)
 
 
-def run_tflite(interp, x: np.ndarray) -> np.ndarray:
-    """Run a batch through a batch-1 interpreter sample by sample; raw tensors in and out."""
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+def outputs_of(y) -> list:
+    """A model's outputs as a list: one array, or the tuple a model with several outputs returns."""
+    return list(y) if isinstance(y, (tuple, list)) else [y]
+
+
+def _one_or_tuple(outs):
+    return tuple(outs) if len(outs) > 1 else outs[0]
+
+
+def run_tflite(interp, x: np.ndarray):
+    """Run a batch through a batch-1 interpreter sample by sample; raw tensors in and out (a tuple of
+    arrays, in the graph's output order, when the model has several outputs)."""
+    inp, outs = interp.get_input_details()[0], interp.get_output_details()
     x = np.asarray(x)
-    results = []
+    results = [[] for _ in outs]
     for sample in x:
         interp.set_tensor(inp["index"], sample[None].astype(inp["dtype"], copy=False))
         interp.invoke()
-        results.append(interp.get_tensor(out["index"])[0].copy())
-    return np.stack(results)
+        for k, out in enumerate(outs):
+            results[k].append(interp.get_tensor(out["index"])[0].copy())
+    return _one_or_tuple([np.stack(r) for r in results])
 
 
-def run_tflm(interp, x: np.ndarray) -> np.ndarray:
-    """Run a batch through TFLM; the input is set before EVERY invoke (the arena reuses it)."""
-    results = []
+def run_tflm(interp, x: np.ndarray, n_outputs: int = 1):
+    """Run a batch through TFLM; the input is set before EVERY invoke (the arena reuses it). Several
+    outputs: a tuple of arrays in the graph's order (the TFLM wrapper cannot count them: pass ``n_outputs``)."""
+    results = [[] for _ in range(n_outputs)]
     for sample in np.asarray(x):
         interp.set_input(np.ascontiguousarray(sample[None]), 0)
         interp.invoke()
-        results.append(np.array(interp.get_output(0))[0].copy())
-    return np.stack(results)
+        for k in range(n_outputs):
+            results[k].append(np.array(interp.get_output(k))[0].copy())
+    return _one_or_tuple([np.stack(r) for r in results])

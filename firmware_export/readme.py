@@ -64,8 +64,12 @@ def _layout(config) -> str:
 
 def _io_table(config) -> list:
     rows = ["| tensor | shape | dtype | layout | scale | zero point |", "|---|---|---|---|---|---|"]
-    for kind, shape, quant, layout in (("input", config["input_shape"], config.get("input_quant"), _layout(config)),
-                                      ("output", config["output_shape"], config.get("output_quant"), "as the shape")):
+    shapes = config.get("output_shapes") or [config["output_shape"]]
+    quants = config.get("output_quants") or [config.get("output_quant")]
+    outputs = [(f"output{k}" if len(shapes) > 1 else "output", shape, quant, "as the shape")
+               for k, (shape, quant) in enumerate(zip(shapes, quants))]  # several: in the order the model returns
+    for kind, shape, quant, layout in [("input", config["input_shape"], config.get("input_quant"), _layout(config)),
+                                       *outputs]:
         if quant:
             rows.append(f"| {kind} | {list(shape)} | int8 | {layout} | {float(quant[0])!r} | {int(quant[1])} |")
         else:
@@ -74,6 +78,11 @@ def _io_table(config) -> list:
 
 
 # ---- per target: API, memory, build -----------------------------------------------------------------
+
+def _c_outputs(config) -> str:
+    n = len(config.get("output_shapes") or [0])
+    return "int8_t *output" if n == 1 else ", ".join(f"int8_t *output{k}" for k in range(n))
+
 
 def _c(config) -> list:
     name, up = config["name"], config["name"].upper()
@@ -84,7 +93,7 @@ def _c(config) -> list:
     return [
         "## C API", "",
         f"```c\n#include \"{name}.h\"\n"
-        f"int  {name}_invoke(const int8_t *input, int8_t *output);      /* 0 ok, -1 on a NULL pointer */\n"
+        f"int  {name}_invoke(const int8_t *input, {_c_outputs(config)});      /* 0 ok, -1 on a NULL pointer */\n"
         f"void {name}_quantize_input(const float *x, int8_t *q);       /* static inline, {up}_INPUT_SIZE values */\n"
         f"void {name}_dequantize_output(const int8_t *q, float *y);    /* static inline, {up}_OUTPUT_SIZE values */\n"
         "```", "",

@@ -14,6 +14,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from edgekd.errors import EdgeKDError
 from edgekd.log import logger
 
@@ -77,8 +79,10 @@ def header_constants(header: Path) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class Entry:
-    """How a generated model is called: ``kind`` "nn" (``{name}_invoke(in, out)``) or "ldc"
-    (``{name}_predict(levels)``), with the buffer sizes read from ``{name}.h``."""
+    """How a generated model is called: ``kind`` "nn" (``{name}_invoke(in..., out...)``, one pointer per
+    graph input and output) or "ldc" (``{name}_predict(levels)``), with the buffer sizes read from ``{name}.h``.
+    ``input_size`` / ``output_size``: the first input's and the first output's; ``input_sizes`` /
+    ``output_sizes``: every one, in the header's order."""
 
     name: str
     kind: str
@@ -86,35 +90,73 @@ class Entry:
     output_size: int = 0
     input_ctype: str = "int8_t"
     constants: dict = field(default_factory=dict, compare=False, hash=False)
+    input_sizes: tuple = ()
+    output_sizes: tuple = ()
+
+    def __post_init__(self):
+        if not self.input_sizes:
+            object.__setattr__(self, "input_sizes", (self.input_size,))
+        if not self.output_sizes and self.output_size:
+            object.__setattr__(self, "output_sizes", (self.output_size,))
 
     @property
     def function(self) -> str:
         return f"{self.name}_invoke" if self.kind == "nn" else f"{self.name}_predict"
 
+    def buffers(self, kind: str) -> list[str]:
+        """Names of the harness's static buffers: ``bench_input`` / ``bench_output``, indexed when several."""
+        sizes = self.input_sizes if kind == "input" else self.output_sizes
+        return [f"bench_{kind}"] if len(sizes) == 1 else [f"bench_{kind}{k}" for k in range(len(sizes))]
+
     def harness(self) -> str:
         """C source of ``bench_main``: the call a firmware would make, on static buffers."""
         if self.kind == "nn":
-            return (f'#include <stdint.h>\n#include "{self.name}.h"\n'
-                    f"int8_t bench_input[{self.input_size}] __attribute__((aligned(4)));\n"
-                    f"int8_t bench_output[{self.output_size}] __attribute__((aligned(4)));\n"
-                    f"volatile int bench_status;\n"
-                    f"void bench_main(void) {{ bench_status = {self.function}(bench_input, bench_output); }}\n")
+            decls = [f"int8_t {b}[{n}] __attribute__((aligned(4)));\n"
+                     for kind, sizes in (("input", self.input_sizes), ("output", self.output_sizes))
+                     for b, n in zip(self.buffers(kind), sizes)]
+            args = ", ".join(self.buffers("input") + self.buffers("output"))
+            return (f'#include <stdint.h>\n#include "{self.name}.h"\n' + "".join(decls)
+                    + f"volatile int bench_status;\n"
+                    f"void bench_main(void) {{ bench_status = {self.function}({args}); }}\n")
         return (f'#include <stdint.h>\n#include "{self.name}.h"\n'
                 f"uint8_t bench_input[{self.input_size}] __attribute__((aligned(4)));\n"
                 f"volatile int bench_status;\n"
                 f"void bench_main(void) {{ bench_status = {self.function}(bench_input); }}\n")
 
+    def call_args(self, inputs) -> tuple[list, list]:
+        """(arguments, outputs) for ``Emulator.call(entry.function, *arguments, outputs=outputs)``: each
+        input's bytes, then a zeroed buffer per output, read back after the call (one array per input)."""
+        inputs = [bytes(x) if isinstance(x, (bytes, bytearray)) else np.ascontiguousarray(x, np.int8).tobytes()
+                  for x in inputs]
+        if [len(x) for x in inputs] != list(self.input_sizes):
+            raise EdgeKDError(f"{self.function}: inputs of {[len(x) for x in inputs]} bytes, expected "
+                              f"{list(self.input_sizes)}")
+        if len(inputs) + len(self.output_sizes) > 4:
+            raise EdgeKDError(f"{self.function} takes {len(inputs) + len(self.output_sizes)} pointers; the emulator "
+                              "passes at most 4 register arguments (call bench_main instead)")
+        args = inputs + [bytes(n) for n in self.output_sizes]
+        return args, [(len(inputs) + k, n) for k, n in enumerate(self.output_sizes)]
+
+
+def _sizes(consts, up, kind) -> tuple:
+    """Sizes of the header's inputs or outputs: {UP}_{KIND}_SIZE, or {UP}_{KIND}0_SIZE, ... for several."""
+    n = consts.get(f"{up}_NUM_{kind}S", 1)
+    if n == 1 and f"{up}_{kind}_SIZE" in consts:
+        return (consts[f"{up}_{kind}_SIZE"],)
+    return tuple(consts[f"{up}_{kind}{k}_SIZE"] for k in range(n) if f"{up}_{kind}{k}_SIZE" in consts)
+
 
 def read_entry(src_dir, name="model", kind=None) -> Entry:
-    """Entry of an export folder from its header: nn if it has ``{NAME}_INPUT_SIZE``, ldc if
-    ``{NAME}_NUM_FEATURES``."""
+    """Entry of an export folder from its header: nn if it has ``{NAME}_INPUT_SIZE`` (or ``{NAME}_INPUT0_SIZE``
+    for several inputs), ldc if ``{NAME}_NUM_FEATURES``."""
     header = Path(src_dir) / f"{name}.h"
     if not header.is_file():
         raise EdgeKDError(f"{header}: missing header of the C export (expected {name}.h in {src_dir})")
     consts = header_constants(header)
     up = name.upper()
-    if kind in (None, "nn") and f"{up}_INPUT_SIZE" in consts:
-        return Entry(name, "nn", consts[f"{up}_INPUT_SIZE"], consts.get(f"{up}_OUTPUT_SIZE", 0), "int8_t", consts)
+    ins, outs = _sizes(consts, up, "INPUT"), _sizes(consts, up, "OUTPUT")
+    if kind in (None, "nn") and ins:
+        return Entry(name, "nn", ins[0], outs[0] if outs else 0, "int8_t", consts, ins, outs)
     if kind in (None, "ldc") and f"{up}_NUM_FEATURES" in consts:
         return Entry(name, "ldc", consts[f"{up}_NUM_FEATURES"], 0, "uint8_t", consts)
     raise EdgeKDError(f"{header}: expected #define {up}_INPUT_SIZE (nn) or {up}_NUM_FEATURES (ldc)")

@@ -8,31 +8,35 @@ def add_parser(sub):
                          description="Mean/std over seeds of every arm. Without --data the synthetic "
                                      "motor-imagery set is written first (edgekd data eeg synthetic).")
     a.add_argument("--data", default=None, help="data root holding the dataset (default: synthetic set)")
-    a.add_argument("--dataset", default="eegbci", choices=["eegbci", "bci_iv_2a"])
+    a.add_argument("--dataset", default="eegbci", choices=["eegbci", "bci_iv_2a"],
+                   help="EEGMMI (EDF) or BCI Competition IV-2a (GDF) files under --data")
     a.add_argument("--subjects", type=int, nargs="*", default=None, help="subjects to use (default: all found)")
-    a.add_argument("--synthetic-out", default="runs/bci/synthetic_mi", help="where the synthetic set is written")
-    a.add_argument("--synthetic-subjects", type=int, default=20)
-    a.add_argument("--seeds", type=int, default=5)
+    a.add_argument("--synthetic-out", default="runs/bci/synthetic_mi",
+                   help="where the synthetic set is written when --data is not given")
+    a.add_argument("--synthetic-subjects", type=int, default=20, help="subjects of the synthetic set")
+    a.add_argument("--seeds", type=int, default=5, help="seeds per arm (mean and std over them)")
     a.add_argument("--config", default=None, help="AblationConfig JSON file (type 'bci_ablation')")
     a.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override an AblationConfig field (JSON value), e.g. --set dim=128")
-    a.add_argument("--out", default="reports/bci.json")
+    a.add_argument("--out", default="reports/bci.json", help="JSON report; the markdown table goes next to it (.md)")
     a.set_defaults(func=run_ablation_cmd)
 
     e = verbs.add_parser("export", help="train one teacher + LDC student and export them (LDC C, EEGNet int8)",
                          description="LDC -> native C (bit-exact parity on the test trials); EEGNet -> int8 "
                                      "through the normal export targets; summary.json with artifact accuracies.")
     e.add_argument("--data", default=None, help="data root (default: the synthetic set, written if absent)")
-    e.add_argument("--dataset", default="eegbci", choices=["eegbci", "bci_iv_2a"])
-    e.add_argument("--subjects", type=int, nargs="*", default=None)
-    e.add_argument("--synthetic-out", default="runs/bci/synthetic_mi")
-    e.add_argument("--synthetic-subjects", type=int, default=20)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--dataset", default="eegbci", choices=["eegbci", "bci_iv_2a"],
+                   help="EEGMMI (EDF) or BCI Competition IV-2a (GDF) files under --data")
+    e.add_argument("--subjects", type=int, nargs="*", default=None, help="subjects to use (default: all found)")
+    e.add_argument("--synthetic-out", default="runs/bci/synthetic_mi",
+                   help="where the synthetic set is written when --data is not given")
+    e.add_argument("--synthetic-subjects", type=int, default=20, help="subjects of the synthetic set")
+    e.add_argument("--seed", type=int, default=0, help="seed of the trained teacher and student")
     e.add_argument("--arm", default="ldc_scheduled_curriculum", help="which LDC variant to export")
-    e.add_argument("--targets", nargs="*", default=["tflite", "c"], help="export targets for the int8 teacher")
+    e.add_argument("--target", nargs="*", default=["tflite", "c"], help="export targets for the int8 teacher")
     e.add_argument("--config", default=None, help="AblationConfig JSON file (type 'bci_ablation')")
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override an AblationConfig field")
-    e.add_argument("--out", default="exports/bci")
+    e.add_argument("--out", default="exports/bci", help="folder: ldc/, eegnet_<target>/ and summary.json")
     e.set_defaults(func=run_export_cmd)
     return p
 
@@ -67,7 +71,7 @@ def run_export_cmd(args):
     with torch.no_grad():
         summary["teacher_fp32_accuracy"] = float((teacher(x_test).argmax(1).numpy() == r["test_y"]).mean())
     calib = torch.from_numpy(trials.x[r["fit"][:256], None])
-    for target in args.targets:
+    for target in args.target:
         t_art = export(teacher, target=target, example_input=x_test[:1], out_dir=out / f"eegnet_{target}",
                        calibration_data=calib, parity_inputs=x_test, name="eegnet")
         pred = t_art.predict(x_test.numpy()).argmax(1)

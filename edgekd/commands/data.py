@@ -10,16 +10,16 @@ def add_parser(sub):
 
     s = which.add_parser("synthetic", help="write a synthetic motor-imagery set as EDF files (EEGMMI layout)")
     s.add_argument("--out", required=True, help="data root to write (MNE-eegbci-data/ goes inside)")
-    s.add_argument("--subjects", type=int, default=10)
+    s.add_argument("--synthetic-subjects", type=int, default=10, help="subjects to write")
     s.add_argument("--trials", type=int, default=20, help="cues per run (3 runs per subject)")
-    s.add_argument("--sfreq", type=float, default=160.0)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--sfreq", type=float, default=160.0, help="sampling rate in Hz")
+    s.add_argument("--seed", type=int, default=0, help="seed of the generated signals")
     s.set_defaults(func=run_synthetic)
 
     for name, text in (("eegbci", "PhysioNet EEG Motor Movement/Imagery, runs 4/8/12 (EDF)"),
                        ("bci_iv_2a", "BCI Competition IV-2a training sessions (GDF)")):
         c = which.add_parser(name, help=f"check and list local files of {text}")
-        c.add_argument("--path", default=None, help="data root (default: $EDGEKD_DATA, then ~/edgekd_data)")
+        c.add_argument("--data", default=None, help="data root (default: $EDGEKD_DATA, then ~/edgekd_data)")
         c.add_argument("--subjects", type=int, nargs="*", default=None, help="subject numbers (default: all found)")
         c.set_defaults(func=run_check, dataset=name)
     return p
@@ -29,7 +29,7 @@ def run_synthetic(args):
     from ..data.eeg import SyntheticMIConfig, write_synthetic_mi
     from ..data.eeg.eegbci import eegbci_files
 
-    cfg = SyntheticMIConfig(subjects=args.subjects, trials_per_run=args.trials, sfreq=args.sfreq, seed=args.seed)
+    cfg = SyntheticMIConfig(subjects=args.synthetic_subjects, trials_per_run=args.trials, sfreq=args.sfreq, seed=args.seed)
     out = write_synthetic_mi(args.out, cfg, verbose=args.verbose or None)
     files = eegbci_files(path=out)
     print(f"wrote {len(files)} EDF files ({cfg.subjects} subjects x {len(cfg.runs)} runs, "
@@ -42,11 +42,11 @@ def run_check(args):
     from ..data.eeg.synthetic import is_synthetic
 
     if args.dataset == "eegbci":
-        files = eegbci_files(args.subjects, path=args.path)
+        files = eegbci_files(args.subjects, path=args.data)
         first = read_edf(files[0])
         kind = " (synthetic stand-in)" if is_synthetic(files[0].parents[5]) else ""
     else:
-        files = bci_iv_2a_files(args.path, args.subjects)
+        files = bci_iv_2a_files(args.data, args.subjects)
         first = read_gdf(files[0])
         kind = ""
     for f in files:

@@ -15,7 +15,7 @@ def add_parser(sub):
     p.add_argument("--config", default=None, help="KD config JSON file (type 'kd')")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a KD config field (JSON value), e.g. --set epochs=3 --set alpha.kind='\"cosine\"'")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the data split, initialization and batch order")
     p.add_argument("--out", required=True, help="checkpoint path to write")
     p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",

@@ -214,22 +214,25 @@ def _calibration(value, loaded, data):
 
 
 def _int8_graph(loaded, calibration, value, data):
-    """The ONE int8 PT2E graph every int8 target of this export converts, and how it was made."""
-    from firmware_export.targets.tflite import QUANTIZER_DESC, quantize_pt2e
+    """The ONE int8 PT2E graph every int8 target of this export converts, and how it was made:
+    ``firmware_export.quantize`` (canonical graph, the export's int8 quantizer) for every kind of model."""
+    import firmware_export as fe
+    from firmware_export.targets.tflite import QUANTIZER_DESC
 
     from ..errors import ConfigError
-    from ..quant.pt2e import Int8Config, quantize
+    from ..quant.pt2e import Int8Config, calibration_inputs
 
-    if calibration is not None:  # the same quantizer as edgekd.quant.pt2e (a test checks identical graphs)
+    if calibration is not None:
         desc = {"method": "ptq", **QUANTIZER_DESC, "calibration_inputs": f"{len(calibration)} from {value}"}
-        return quantize_pt2e(loaded.model, loaded.example_input, calibration), desc
+        return fe.quantize(loaded.model, loaded.example_input, calibration), desc
     if data is None:
         sample = ", ".join(map(str, loaded.input_shape[1:]))
         raise ConfigError(f"{loaded.source}: int8 targets need calibration data: pass --calibration FILE.npy with a "
                           f"few hundred representative float inputs shaped (N, {sample}) (a count of --dataset "
                           "samples is for edgekd checkpoints)")
     config = Int8Config(calibration_samples=_count(value, "--calibration"))
-    return quantize(loaded.model, config, data), config.to_dict()
+    inputs = calibration_inputs(data.train, config)
+    return fe.quantize(loaded.model, loaded.example_input, inputs), {**config.to_dict(), **QUANTIZER_DESC}
 
 
 def _parity(value, loaded, data):

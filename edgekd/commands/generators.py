@@ -11,8 +11,8 @@ def add_parser(sub):
     p.add_argument("--grids", default=None, help="folder for sample grids (default: next to --out)")
     p.add_argument("--runs", default=None, help="folder for checkpoints (default runs/generators/<dataset>)")
     p.add_argument("--samples", type=int, default=None, help="generated images per method and step count (default 2000)")
-    p.add_argument("--export", default="", help="export the one-step generators: comma-separated target[:precision], "
-                                                 "e.g. onnx,tflite:fp32,tflite:int8,c")
+    p.add_argument("--target", default="", help="export the one-step generators: comma-separated target[:precision], "
+                                                 "e.g. onnx,tflite:fp32,tflite:int8,c (default: no export)")
     p.add_argument("--export-only", action="store_true",
                    help="skip training: export the checkpoints in --runs and add the results to the existing --out")
     p.add_argument("--quick", action="store_true", help="tiny config for smoke tests (numbers meaningless)")
@@ -32,7 +32,7 @@ def run(args):
         config = config.replace(data_path=args.data)
     if args.samples:
         config = config.replace(n_samples=args.samples)
-    targets = [t.strip() for t in args.export.split(",") if t.strip()]
+    targets = [t.strip() for t in args.target.split(",") if t.strip()]
     run_dir = Path(args.runs) if args.runs else Path("runs/generators") / args.dataset
     if args.export_only:
         from ..errors import DataError

@@ -28,7 +28,7 @@ from torch import nn
 from .. import distributed
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import CheckpointError, ConfigError, DataError
-from ..log import is_verbose, logger, set_log_level
+from ..log import logger, set_log_level, show_progress
 from .config import KDConfig
 from .curriculum import difficulty, easy_first, pool_size
 from .augment import random_shift
@@ -379,7 +379,7 @@ def _build_projections(student, teacher, taps, config, x):
 
 
 def _progress(iterable, desc, total=None):
-    if not is_verbose() or not distributed.is_main_process():
+    if not show_progress() or not distributed.is_main_process():
         return iterable
     from tqdm.auto import tqdm
 

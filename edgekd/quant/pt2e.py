@@ -1,11 +1,16 @@
 """int8 quantization with torchao PT2E: post-training (PTQ) and quantization-aware training (QAT).
 
-Both use litert-torch's ``PT2EQuantizer`` with ``get_symmetric_quantization_config(is_per_channel=True,
-is_dynamic=False)``: symmetric per-channel int8 weights, static per-tensor int8 activations. The
-result is ONE quantized graph (a ``torch.fx.GraphModule`` after ``convert_pt2e``) that evaluates in
-torch (float-simulated int8) and that ``firmware_export.export`` converts, unchanged, into a fully
-integer .tflite, a TFLM array and native C. (firmware_export builds the same quantizer itself, since
-it never imports edgekd's training code; a test checks that both give identical graphs.)
+One quantizer for training and export: litert-torch's ``PT2EQuantizer`` (symmetric per-channel int8
+weights, static per-tensor int8 activations) with the annotations of ``firmware_export.quantizer``
+(no float islands, pools sharing their input's scale, TFLite's fixed softmax/sigmoid/tanh outputs)
+and its graph preparation (one partition per call of a reused module). PTQ quantizes the canonical
+graph (``firmware_export.canonicalize``: BatchNorm folded, in-place ops and clamps rewritten), so
+``ptq`` gives the graph ``firmware_export.quantize`` gives on the same calibration data; QAT trains
+the traced model as it is (BatchNorm in training mode). The result is ONE quantized graph (a
+``torch.fx.GraphModule`` after ``convert_pt2e``) that evaluates in torch (float-simulated int8) and
+that ``firmware_export.export`` converts, unchanged, into a fully integer .tflite, a TFLM array and
+native C. (edgekd imports only those pure graph helpers from firmware_export; firmware_export never
+imports edgekd's training code.)
 """
 from __future__ import annotations
 
@@ -46,51 +51,22 @@ class Int8Config(Config):
             raise ConfigError(f"Int8Config.kd_alpha: expected a value in [0, 1], got {self.kd_alpha}")
 
 
-def int8_quantizer():
-    """litert-torch's PT2E quantizer, symmetric per-channel weights and static per-tensor activations."""
-    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
-
-    return PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
-
-
-def export_for_quantization(model, example_input):
-    """``torch.export`` with a symbolic batch dimension, so the quantized graph also runs batches."""
-    x = example_input[:1].expand(2, *example_input.shape[1:]).contiguous()
-    batch = torch.export.Dim("batch", min=1, max=1 << 16)
-    try:
-        return torch.export.export(model, (x,), dynamic_shapes=({0: batch},)).module()
-    except Exception:  # noqa: BLE001 - a graph that specializes its batch still quantizes statically
-        return torch.export.export(model, (example_input[:1],)).module()
-
-
-def _finish(graph):
-    from torchao.quantization.pt2e import allow_exported_model_train_eval, move_exported_model_to_eval
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
-
-    move_exported_model_to_eval(graph)
-    graph = convert_pt2e(graph, fold_quantize=False)
-    allow_exported_model_train_eval(graph)
-    graph.eval()
-    for module in graph.modules():  # the patched eval() leaves .training set; converters read it
-        module.training = False
-    return graph
-
-
 def _check_inputs(x, what):
     if not torch.isfinite(x).all():
         raise DataError(f"{what}: inputs contain NaN or Inf values")
 
 
 def ptq(model, calibration: torch.Tensor, *, batch_size=64):
-    """Post-training quantization: export -> ``prepare_pt2e`` -> observe ``calibration`` -> ``convert_pt2e``."""
-    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+    """Post-training quantization: canonical graph -> ``prepare_pt2e`` -> observe ``calibration`` -> ``convert_pt2e``."""
+    from firmware_export.canonicalize import canonicalize
+    from firmware_export.quantizer import finish, prepare
 
     _check_inputs(calibration, "calibration data")
-    graph = prepare_pt2e(export_for_quantization(model.eval(), calibration), int8_quantizer())
+    graph = prepare(canonicalize(model.eval(), calibration[:1]))
     with torch.no_grad():
         for start in range(0, len(calibration), batch_size):
             graph(calibration[start:start + batch_size])
-    return _finish(graph)
+    return finish(graph)
 
 
 def qat(model, train, config: Int8Config, *, teacher=None):
@@ -99,13 +75,14 @@ def qat(model, train, config: Int8Config, *, teacher=None):
     Loss: cross-entropy, or with a teacher ``(1 - a) * CE + a * T^2 * KL(teacher_T || student_T)``
     (Hinton et al. 2015, eq. 2).
     """
+    from firmware_export.canonicalize import trace
+    from firmware_export.quantizer import finish, prepare
     from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
-    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
     _check_inputs(train.x, "QAT training data")
     gen = torch.Generator().manual_seed(config.seed)
     was_training = model.training
-    graph = prepare_qat_pt2e(export_for_quantization(model.train(), train.x[:2]), int8_quantizer())
+    graph = prepare(trace(model.train(), train.x[:2]), qat=True)
     model.train(was_training)  # the caller's float model is left as it was
     with torch.no_grad():  # start the observers on calibration data, as PTQ would
         move_exported_model_to_eval(graph)
@@ -114,7 +91,13 @@ def qat(model, train, config: Int8Config, *, teacher=None):
     finetune(graph, train, epochs=config.qat_epochs, batch_size=config.batch_size, lr=config.qat_lr, generator=gen,
              teacher=teacher, kd_alpha=config.kd_alpha, temperature=config.temperature,
              set_train=move_exported_model_to_train, label="int8 QAT")
-    return _finish(graph)
+    return finish(graph)
+
+
+def calibration_inputs(train, config: Int8Config) -> torch.Tensor:
+    """The PTQ calibration inputs: the first ``calibration_samples`` train samples in seeded order."""
+    gen = torch.Generator().manual_seed(config.seed)
+    return train.x[torch.randperm(len(train), generator=gen)[:config.calibration_samples]]
 
 
 def quantize(model, config: Int8Config, data, *, teacher=None, verbose=None):
@@ -124,9 +107,7 @@ def quantize(model, config: Int8Config, data, *, teacher=None, verbose=None):
     if len(train) == 0:
         raise DataError("quantize: the training split is empty")
     if config.method == "ptq":
-        gen = torch.Generator().manual_seed(config.seed)
-        idx = torch.randperm(len(train), generator=gen)[:config.calibration_samples]
-        return ptq(model, train.x[idx], batch_size=config.batch_size)
+        return ptq(model, calibration_inputs(train, config), batch_size=config.batch_size)
     return qat(model, train, config, teacher=teacher.eval() if teacher is not None else None)
 
 

@@ -50,20 +50,28 @@ class ExportJob:
 
         return to_layout(x, self.input_layout)
 
-    def torch_float(self) -> np.ndarray | None:
-        """The float model's outputs on the parity inputs (None if only a quantized graph was given)."""
+    def torch_float(self):
+        """The float model's outputs on the parity inputs (None if only a quantized graph was given; a
+        tuple of arrays for a model with several outputs)."""
         if self.float_model is None:
             return None
         if "float" not in self._cache:
             with torch.no_grad():
-                self._cache["float"] = self.float_model(self.parity_inputs).detach().numpy().astype(np.float32)
+                self._cache["float"] = _numpy(self.float_model(self.parity_inputs))
         return self._cache["float"]
 
-    def torch_int8(self) -> np.ndarray:
+    def torch_int8(self):
         """The PT2E-quantized graph's (dequantized) outputs on the parity inputs."""
         if "int8" not in self._cache:
             from ..canonicalize import run
 
             # batched: with fold_quantize=False the graph re-quantizes its weights on every call
-            self._cache["int8"] = run(self.quantized, self.parity_inputs).detach().numpy().astype(np.float32)
+            self._cache["int8"] = _numpy(run(self.quantized, self.parity_inputs))
         return self._cache["int8"]
+
+
+def _numpy(y):
+    """float32 numpy of a model's output, or a tuple of them for several outputs."""
+    if isinstance(y, (tuple, list)):
+        return tuple(_numpy(t) for t in y)
+    return y.detach().numpy().astype(np.float32)

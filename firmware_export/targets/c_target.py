@@ -16,6 +16,7 @@ from .. import parity
 from ..errors import ExportError, UnsupportedOpError
 from ..ops import refusal
 from ..firmware import write_c_example
+from ..interp import outputs_of
 from . import tflite
 
 PRECISIONS = ("int8",)
@@ -32,15 +33,18 @@ C_OPS = {
     "max_pool2d": (("MAX_POOL_2D",), {""}),
     "avg_pool2d": (("AVERAGE_POOL_2D",), {""}),
     "global_avg_pool": (("AVERAGE_POOL_2D",), {""}),
-    "add": (("ADD",), {""}),                       # two tensors of one shape
+    "add": (("ADD",), {"", "with broadcasting", "of a constant"}),
+    "sub": (("SUB",), {"", "with broadcasting", "of a constant"}),
     "reshape": (("RESHAPE",), {""}),               # up to rank 4
     "transpose": (("TRANSPOSE",), {""}),
     "pad": (("PAD",), {""}),
     "mean": (("MEAN",), {""}),
     "softmax": (("SOFTMAX",), {""}),
     "concatenate": (("CONCATENATION",), {""}),
-    "mul": (("MUL",), {"", "with broadcasting"}),  # squeeze-excite scales
+    "mul": (("MUL",), {"", "with broadcasting", "of a constant"}),  # squeeze-excite scales, x * sigmoid(x)
     "sigmoid": (("LOGISTIC",), {""}),
+    "tanh": (("TANH",), {""}),
+    "upsample_nearest2d": (("RESIZE_NEAREST_NEIGHBOR",), {""}),
     "hardswish": (("HARD_SWISH",), {""}),
     "leaky_relu": (("LEAKY_RELU",), {""}),
 }
@@ -91,14 +95,17 @@ def build(job, folder: Path):
     from .tflm import tflm_reference
 
     arena, tflm_out = tflm_reference(path.read_bytes(), refs["x_q"])
-    checks["c_vs_tflm"] = parity.lsb_check(tflm_out, out, max_lsb=parity.REF_LSB, against="TFLite Micro")
+    checks.update(parity.per_output("c_vs_tflm", [
+        parity.lsb_check(t, c, max_lsb=parity.REF_LSB, against="TFLite Micro")
+        for t, c in zip(outputs_of(tflm_out), outputs_of(out))]))
     files = sorted({path.name, *(_rel(f, folder) for f in cmodel.files),
                     *write_c_example(folder, job.name, len(cmodel.input_shapes), len(cmodel.output_shapes))})
     # build outputs the harness left (binaries, object files) are not part of the artifact
     meta = {"runtimes": ["c", "litert_ref", "litert", "tflm"], "default_runtime": "c",
             "arena_bytes": int(getattr(cmodel, "arena_bytes", 0) or 0), "tflm_arena_bytes": arena,
             "macs": int(getattr(cmodel, "macs", 0) or 0),
-            "input_quant": refs["qin"], "output_quant": refs["qout"], "tflite_ops": tflite.ops_in(path)}
+            "input_quant": refs["qin"], "output_quant": refs["qout"], "output_quants": refs["qouts"],
+            "tflite_ops": tflite.ops_in(path)}
     return files, meta, checks
 
 

@@ -157,20 +157,29 @@ def measure_arena(model_bytes: bytes, x_q: np.ndarray, *, hi=1 << 22) -> int:
 _RUNS: dict = {}  # (model digest, input digest) -> (arena, outputs); tflm, c and tflite export one model
 
 
-def tflm_reference(model_bytes: bytes, x_q: np.ndarray) -> tuple[int, np.ndarray]:
-    """(measured arena, TFLM's outputs on ``x_q``), computed once per model and inputs in a process."""
+def num_outputs(model_bytes: bytes) -> int:
+    """How many outputs the .tflite's graph has (TFLite Micro's Python wrapper cannot say)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    return schema.Model.GetRootAs(bytearray(model_bytes), 0).Subgraphs(0).OutputsLength()
+
+
+def tflm_reference(model_bytes: bytes, x_q: np.ndarray):
+    """(measured arena, TFLM's outputs on ``x_q``: an array, or a tuple for several graph outputs),
+    computed once per model and inputs in a process."""
     import hashlib
 
     key = (hashlib.sha256(model_bytes).hexdigest(), hashlib.sha256(np.ascontiguousarray(x_q).tobytes()).hexdigest(),
            x_q.shape)
     if key not in _RUNS:
         arena = measure_arena(model_bytes, x_q)
-        out = run_tflm(tflm_module().Interpreter.from_bytes(model_bytes, arena_size=arena), x_q)
+        out = run_tflm(tflm_module().Interpreter.from_bytes(model_bytes, arena_size=arena), x_q,
+                       num_outputs(model_bytes))
         if len(_RUNS) >= 8:
             _RUNS.clear()
         _RUNS[key] = (arena, out)
     arena, out = _RUNS[key]
-    return arena, out.copy()
+    return arena, tuple(y.copy() for y in out) if isinstance(out, tuple) else out.copy()
 
 
 def c_sources(name: str, model_bytes: bytes, arena: int, config: dict) -> dict:
@@ -216,13 +225,14 @@ def build(job, folder: Path):
     meta = {"runtimes": ["tflm", "litert_ref", "litert"], "default_runtime": "tflm", "arena_bytes": arena,
             "arena_split": firmware.tflm_arena_split(model_bytes, arena, refs["x_q"]),
             "tflite_bytes": len(model_bytes),
-            "input_quant": refs["qin"], "output_quant": refs["qout"], "tflite_ops": ops}
+            "input_quant": refs["qin"], "output_quant": refs["qout"], "output_quants": refs["qouts"], "tflite_ops": ops}
     return files, meta, checks
 
 
 def open_runtime(folder, config, runtime):
     if runtime != "tflm":
         return tflite.open_runtime(folder, config, runtime)
-    path = Path(folder) / f"{config['name']}.tflite"
-    interp = tflm_module().Interpreter.from_bytes(path.read_bytes(), arena_size=config["arena_bytes"])
-    return lambda x: run_tflm(interp, x)
+    model_bytes = (Path(folder) / f"{config['name']}.tflite").read_bytes()
+    interp = tflm_module().Interpreter.from_bytes(model_bytes, arena_size=config["arena_bytes"])
+    n_outputs = num_outputs(model_bytes)
+    return lambda x: run_tflm(interp, x, n_outputs)

@@ -5,12 +5,12 @@ from edgekd.cli import main
 
 
 def test_data_commands(tmp_path, capsys):
-    assert main(["data", "eeg", "synthetic", "--out", str(tmp_path), "--subjects", "2", "--trials", "4",
+    assert main(["data", "eeg", "synthetic", "--out", str(tmp_path), "--synthetic-subjects", "2", "--trials", "4",
                  "--sfreq", "100"]) == 0
-    assert main(["data", "eeg", "eegbci", "--path", str(tmp_path)]) == 0
+    assert main(["data", "eeg", "eegbci", "--data", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "6 files (synthetic stand-in)" in out and "S002R12.edf" in out
-    assert main(["data", "eeg", "bci_iv_2a", "--path", str(tmp_path / "none")]) == 2
+    assert main(["data", "eeg", "bci_iv_2a", "--data", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
     assert "none" in err and "bbci" in err and "Traceback" not in err
 
@@ -37,7 +37,7 @@ def test_bci_ablation_writes_every_arm(synthetic_root, tmp_path, capsys):
 def test_bci_export_ldc_c(synthetic_root, tmp_path, capsys):
     out = tmp_path / "exports"
     assert main(["bci", "export", "--data", str(synthetic_root), "--out", str(out), "--set", "teacher_epochs=5",
-                 "--set", "ldc_epochs=20", "--targets"]) == 0
+                 "--set", "ldc_epochs=20", "--target"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     ldc = summary["ldc"]
     assert ldc["parity"]["passed"] and ldc["parity"]["inputs"] == summary["test_trials"] == 36

@@ -49,13 +49,16 @@ def test_each_target_checks_only_what_it_cannot_do():
             self.fc = nn.Linear(4, 4)
 
         def forward(self, x):
-            return torch.tanh(self.fc(x)) + 1.0
+            return torch.tanh(self.fc(x)) / 3.0 + 1.0
 
     uses = op_uses(canonicalize(Functional(), torch.rand(1, 4)))
-    assert [(u.op, u.detail) for u in uses] == [("linear", ""), ("tanh", ""), ("add", "of a constant")]
+    assert [(u.op, u.detail) for u in uses] == [("linear", ""), ("tanh", ""), ("div", "of a constant"),
+                                                ("add", "of a constant")]
     assert accepted_by(uses) == ["onnx", "tflite", "tflm", "executorch"]
-    with pytest.raises(UnsupportedOpError, match=r"^unsupported op 'tanh' at layer 'forward \(tanh\)' for target 'c'; "
-                                                 r"targets that accept this model: onnx, tflite, tflm, executorch$"):
+    check_target(uses[:2] + uses[3:], "c")  # the C has TANH and ADD with a constant, not DIV
+    with pytest.raises(UnsupportedOpError, match=r"^unsupported op 'div of a constant' at layer 'forward \(div\)' for "
+                                                 r"target 'c'; targets that accept this model: onnx, tflite, tflm, "
+                                                 r"executorch$"):
         check_target(uses, "c")
     grouped = op_uses(canonicalize(nn.Sequential(nn.Conv2d(4, 8, 3, groups=2)), torch.rand(1, 4, 6, 6)))
     assert [u.op for u in grouped] == ["grouped_conv2d"]

@@ -253,7 +253,7 @@ class ReusedModules(nn.Module):
 @pytest.mark.slow
 def test_reused_modules_quantize_every_time(tmp_path):
     """PT2E's annotators grouped both calls of a reused module into one partition and then failed in
-    about half the runs; each call now has its own path (``tflite.one_partition_per_call``)."""
+    about half the runs; each call now has its own path (``quantizer.one_partition_per_call``)."""
     from firmware_export.targets.tflite import quantize_pt2e
 
     torch.manual_seed(0)

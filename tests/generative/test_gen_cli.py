@@ -29,7 +29,7 @@ def test_generators_quick_end_to_end(tmp_path, capsys):
     # export from the checkpoints without retraining: the onnx target takes whatever torch.onnx
     # takes, the GroupNorm/SiLU UNet included, with its parity record
     pytest.importorskip("onnxruntime")
-    rc = main(["generators", "--dataset", "digits8", "--export-only", "--export", "onnx", "--out", str(out),
+    rc = main(["generators", "--dataset", "digits8", "--export-only", "--target", "onnx", "--out", str(out),
                "--runs", str(tmp_path / "runs")])
     assert rc == 0
     exported = json.loads(out.read_text())["export"]

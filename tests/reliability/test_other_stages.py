@@ -141,7 +141,7 @@ def test_out_dir_with_parent_references_is_refused(tmp_path, out_dir, monkeypatc
 @pytest.fixture(scope="module")
 def small_eeg(tmp_path_factory):
     root = tmp_path_factory.mktemp("eeg")
-    assert main(["data", "eeg", "synthetic", "--out", str(root), "--subjects", "1", "--trials", "4",
+    assert main(["data", "eeg", "synthetic", "--out", str(root), "--synthetic-subjects", "1", "--trials", "4",
                  "--sfreq", "100"]) == 0
     return root
 
@@ -154,7 +154,7 @@ def test_corrupt_edf_gives_one_line_at_the_cli(tmp_path, capsys, small_eeg, dama
     raw = edf.read_bytes()
     edf.write_bytes({"truncate": raw[: len(raw) // 3], "garbage": os.urandom(3000), "empty": b""}[damage])
     capsys.readouterr()
-    assert main(["data", "eeg", "eegbci", "--path", str(root)]) == 2
+    assert main(["data", "eeg", "eegbci", "--data", str(root)]) == 2
     err = capsys.readouterr().err.strip()
     assert edf.name in err and "\n" not in err and "Traceback" not in err
 
@@ -163,7 +163,7 @@ def test_corrupt_edf_gives_one_line_at_the_cli(tmp_path, capsys, small_eeg, dama
 def test_corrupt_gdf_gives_one_line_at_the_cli(tmp_path, capsys, content):
     (tmp_path / "A01T.gdf").write_bytes(content)
     capsys.readouterr()
-    assert main(["data", "eeg", "bci_iv_2a", "--path", str(tmp_path)]) == 2
+    assert main(["data", "eeg", "bci_iv_2a", "--data", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "A01T.gdf" in err and "\n" not in err and "Traceback" not in err
 
