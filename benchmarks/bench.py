@@ -246,11 +246,9 @@ def zoo_subjects(names, config: BenchConfig) -> list[Subject]:
     """The model zoo (``edgekd.models.zoo``), seeded random weights: speed and size do not depend on them."""
     import torch
 
-    try:
-        from edgekd.models import build_model
-        from edgekd.models.zoo import ZOO, zoo_config
-    except ImportError as err:
-        raise EdgeKDError(f"--zoo: the model zoo (edgekd.models.zoo) is not in this checkout ({err})") from None
+    from edgekd.models import build_model
+    from edgekd.models.zoo import ZOO, zoo_config
+
     names = list(names) if names else list(ZOO)
     subjects = []
     for name in names:
