@@ -600,13 +600,11 @@ MLPERF_COLUMNS = (("tflm_m4", "TFLM reference v0.5 (pub.)"), ("xcubeai_m4", "X-C
 def mlperf_from_records(recs):
     """The MLPerf Tiny dict (the shape ``benchmarks.mlperf.measure()`` returns, the keys this report
     reads) built from the zoo models' records and the published numbers in ``benchmarks.mlperf``;
-    None when that module or the zoo records are missing."""
+    None when the zoo records are missing."""
     import importlib
 
-    try:
-        mlperf = importlib.import_module("benchmarks.mlperf")
-    except ImportError:
-        return None
+    mlperf = importlib.import_module("benchmarks.mlperf")
+
     models = {}
     for zoo_name, name in ZOO_TO_MLPERF.items():
         if not select(recs, model=zoo_name):
@@ -644,8 +642,8 @@ def _mlperf(doc, recs, mlperf):
     folded = select(recs, model="mlperf", metric="report")
     mlperf = mlperf or (folded[0].get("data") if folded else None) or mlperf_from_records(recs)
     if not mlperf or not mlperf.get("models"):
-        doc.p("(no data: the four zoo models were not measured in this run, or `benchmarks.mlperf`, which holds "
-              "the published numbers, is not in this checkout)")
+        doc.p("(not in this run: `edgekd bench --zoo` measures the four MLPerf Tiny models of the zoo and puts "
+              "them next to the published board numbers; `make bench` does)")
         return
     m4_clock, m7_clock = (_mlperf_clock(mlperf, core, default) for core, default in (("cortex-m4", 120.0),
                                                                                         ("cortex-m7", 280.0)))
