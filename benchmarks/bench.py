@@ -244,19 +244,15 @@ def resolve(spec, config: BenchConfig, *, input_shape=None, weights=None, calibr
 
 def zoo_subjects(names, config: BenchConfig) -> list[Subject]:
     """The model zoo (``edgekd.models.zoo``), seeded random weights: speed and size do not depend on them."""
-    import torch
-
-    from edgekd.models import build_model
-    from edgekd.models.zoo import ZOO, zoo_config
+    from edgekd.models.zoo import ZOO, zoo_model
 
     names = list(names) if names else list(ZOO)
     subjects = []
     for name in names:
         if name not in ZOO:
             raise ConfigError(f"--zoo {name!r}: expected one of {', '.join(ZOO)}")
-        torch.manual_seed(config.seed)
-        cfg = zoo_config(name)
-        subjects.append(from_torch_model(build_model(cfg), name, f"zoo:{name}", "zoo", cfg.input_shape, config))
+        subjects.append(from_torch_model(zoo_model(name, config.seed), name, f"zoo:{name}", "zoo", ZOO[name][0],
+                                         config))
     return subjects
 
 

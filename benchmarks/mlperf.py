@@ -37,6 +37,7 @@ PUBLISHED_SOURCE = ("mlcommons/tiny_results, MLPerf Tiny inference (closed divis
                     "NUCLEO-L4R5ZI Cortex-M4 @ 120 MHz (TFLM v0.5 reference kernels, microTVM + CMSIS-NN, "
                     "X-CUBE-AI 9.0, Plumerai), NUCLEO-H7A3ZI-Q Cortex-M7 @ 280 MHz (X-CUBE-AI 9.0), "
                     "NUCLEO-U575 Cortex-M33 @ 160 MHz (X-CUBE-AI 10.2)")
+MLPERF_TO_ZOO = {"dscnn": "dscnn_kws", "resnet8": "resnet8", "mobilenet": "mobilenetv1_vww", "fcae": "fc_autoencoder"}
 TASKS = {"dscnn": "keyword spotting DS-CNN", "resnet8": "image classification ResNet-8",
          "mobilenet": "visual wake words MobileNetV1-0.25", "fcae": "anomaly detection FC autoencoder"}
 CLOCK_MHZ = {"cortex-m4": 120.0, "cortex-m7": 280.0}       # the MLPerf Tiny boards above
@@ -53,9 +54,10 @@ def export_model(name: str, work_dir, seed: int = 0, n_calibration: int = 64):
     import torch
 
     import firmware_export
-    from benchmarks.mlperf_models import build
+    from edgekd.models.zoo import ZOO, zoo_model
 
-    model, shape = build(name, seed)
+    zoo_name = MLPERF_TO_ZOO[name]
+    model, shape = zoo_model(zoo_name, seed), ZOO[zoo_name][0]
     folder = Path(work_dir) / f"{name}_seed{seed}"
     tfl = folder / "export" / f"{name}.tflite"
     if not tfl.exists():

@@ -20,6 +20,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from benchmarks.mlperf import MLPERF_TO_ZOO
 from edgekd.errors import EdgeKDError
 from edgekd.io import atomic_path, atomic_write_text
 
@@ -592,7 +593,7 @@ def _host(doc, recs, models, plots):
 
 
 # MLPerf Tiny: our zoo names -> the names benchmarks.mlperf uses
-ZOO_TO_MLPERF = {"dscnn_kws": "dscnn", "mobilenetv1_vww": "mobilenet", "resnet8": "resnet8", "fc_autoencoder": "fcae"}
+ZOO_TO_MLPERF = {zoo: name for name, zoo in MLPERF_TO_ZOO.items()}
 MLPERF_COLUMNS = (("tflm_m4", "TFLM reference v0.5 (pub.)"), ("xcubeai_m4", "X-CUBE-AI 9.0 (pub.)"),
                   ("plumerai_m4", "Plumerai (pub.)"))
 

@@ -39,6 +39,25 @@ def zoo_config(name: str, **options) -> ModelConfig:
     return ModelConfig(name, shape, classes, dict(options))
 
 
+def zoo_model(name: str, seed: int = 0) -> nn.Module:
+    """A seeded, untrained zoo model in eval mode, with trained-looking BatchNorm statistics.
+
+    What benchmarks and export tests use: size and speed do not depend on the weights, and
+    BatchNorm statistics other than (0, 1) make folding do real work.
+    """
+    from .registry import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(zoo_config(name)).eval()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                m.running_mean.copy_(0.1 * torch.randn(m.num_features, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g))
+    return model
+
+
 # ---- keyword spotting ---------------------------------------------------------------------------
 
 class DSCNNKWS(nn.Module):

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from edgekd.models import build_model, model_names
-from edgekd.models.zoo import ZOO, zoo_config
+from edgekd.models.zoo import ZOO, zoo_config, zoo_model
 
 
 def _dscnn():
@@ -82,22 +82,11 @@ def _hooked_macs(model, x):
     return sum(total), y
 
 
-def _model(name, seed=0):
-    torch.manual_seed(seed)
-    model = build_model(zoo_config(name)).eval()
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():  # trained-looking BatchNorm statistics, so folding is exercised
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            m.running_mean.copy_(0.1 * torch.randn(m.num_features, generator=g))
-            m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g))
-    return model
-
-
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_macs_match_the_architecture(name):
     assert name in model_names()
     shape, outputs = ZOO[name]
-    macs, y = _hooked_macs(_model(name), torch.rand(1, *shape))
+    macs, y = _hooked_macs(zoo_model(name), torch.rand(1, *shape))
     assert macs == HAND_MACS[name]
     assert tuple(y.shape) == (1, outputs)
 
@@ -112,7 +101,7 @@ def test_written_in_everyday_idioms():
     """The zoo is the canonicalization pass's test: its exported graphs hold the idioms users write."""
     seen = set()
     for name in ZOO:
-        ep = torch.export.export(_model(name), (torch.rand(2, *ZOO[name][0]),))
+        ep = torch.export.export(zoo_model(name), (torch.rand(2, *ZOO[name][0]),))
         seen |= {n.target._opname for n in ep.graph_module.graph.nodes if n.op == "call_function"}
     assert {"relu_", "batch_norm", "adaptive_avg_pool2d", "mean", "clamp", "hardtanh_", "add_", "dropout",
             "flatten"} <= seen, seen
@@ -128,7 +117,7 @@ def test_zoo_exports_to_every_target_with_parity(name, tmp_path):
     import firmware_export as fe
 
     t0 = time.perf_counter()
-    model, shape = _model(name), ZOO[name][0]
+    model, shape = zoo_model(name), ZOO[name][0]
     g = torch.Generator().manual_seed(1)
     calibration, held = torch.randn(32, *shape, generator=g), torch.randn(64, *shape, generator=g)
     graph = fe.quantize(model, held[:1], calibration)  # ONE int8 graph for every int8 target
