@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from edgekd.models import build_model, model_names
-from edgekd.models.zoo import ZOO, zoo_config, zoo_model
+from edgekd.models import model_names
+from edgekd.models.zoo import ZOO, zoo_model
 
 
 def _dscnn():
