@@ -643,7 +643,7 @@ def _mlperf(doc, recs, mlperf):
     folded = select(recs, model="mlperf", metric="report")
     mlperf = mlperf or (folded[0].get("data") if folded else None) or mlperf_from_records(recs)
     if not mlperf or not mlperf.get("models"):
-        doc.p("(not in this run: `edgekd bench --zoo` measures the four MLPerf Tiny models of the zoo and puts "
+        doc.p("(not in this run: `edgekd bench --zoo --out DIR` measures the four MLPerf Tiny models of the zoo and puts "
               "them next to the published board numbers; `make bench` does)")
         return
     m4_clock, m7_clock = (_mlperf_clock(mlperf, core, default) for core, default in (("cortex-m4", 120.0),
