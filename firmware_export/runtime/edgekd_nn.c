@@ -613,19 +613,20 @@ static inline int32_t ekd_rq_out(int32_t acc, const int32_t *rq, int32_t lo, int
 
 #if EKD_NN_USE_DSP
 
-/* The two hot loops are hand-scheduled Thumb-2 (file-scope asm, so no optimization level or frame
- * pointer setting can run the compiler out of registers): the 2 x 3 block keeps 6 accumulators,
- * 4 sign-extended weight pairs and a column pair in registers, all 14 usable registers. */
+/* The hot loops are hand-scheduled Thumb-2 (file-scope asm, so no optimization level or frame
+ * pointer setting can run the compiler out of registers). The convolution GEMM's 4 x 2 block keeps
+ * 8 accumulators, 2 column words, 2 weight words and the two stream pointers in the 14 usable
+ * registers; its weights are int16, doubled at export (no SXTB16 in the loop, and the doubled
+ * accumulator is what SMMLAR needs). */
 typedef struct {
-    const int32_t *cols;    /* 0: 3 columns interleaved per step of 4 taps: (x0,x2), (x1,x3) per pixel */
-    const int8_t *w;        /* 4: channel-pair blocked weights */
-    const int32_t *rq;      /* 8: EKD_RQ_WORDS per channel */
+    const int32_t *cols;    /* 0: 2 columns interleaved per step of 2 taps: pixel 0's pair, pixel 1's */
+    const int32_t *w;       /* 4: per block of 4 channels, per step, the 4 channels' int16 pairs (2 w) */
+    const int32_t *rq;      /* 8: EKD_RQ_WORDS per channel, the bias doubled */
     int8_t *out;            /* 12: pixel 0, first channel */
     int32_t out_stride;     /* 16: bytes from one pixel's outputs to the next */
-    int32_t steps;          /* 20: taps / 4, >= 1 */
-    int32_t pairs;          /* 24: channel pairs, >= 1 */
-    int32_t lo2, hi2;       /* 28, 32: activation clamp in both halfwords */
-    int32_t odd;            /* 36: the last pair has one real channel */
+    int32_t steps;          /* 20: taps / 2, >= 2 */
+    int32_t blocks;         /* 24: blocks of 4 channels, >= 1 */
+    int32_t lo4, hi4;       /* 28, 32: activation clamp in all four bytes */
 } ekd_gemm_job;
 
 typedef struct {
@@ -639,11 +640,13 @@ typedef struct {
 } ekd_gemv_job;
 
 /* the asm reads these offsets: fail the build if a port changes them (a negative array size) */
-typedef char ekd_check_gemm_job[(offsetof(ekd_gemm_job, odd) == 36 && offsetof(ekd_gemm_job, lo2) == 28
+typedef char ekd_check_gemm_job[(offsetof(ekd_gemm_job, hi4) == 32 && offsetof(ekd_gemm_job, blocks) == 24
                                  && offsetof(ekd_gemv_job, hi4) == 28 && offsetof(ekd_gemv_job, blocks) == 20)
                                 ? 1 : -1];
 
-void ekd_gemm_2x3_dsp(const ekd_gemm_job *job);
+void ekd_gemm_4x2_sat_dsp(const ekd_gemm_job *job);
+void ekd_gemm_4x2_round_dsp(const ekd_gemm_job *job);
+void ekd_gemm_4x2_clamp_dsp(const ekd_gemm_job *job);
 void ekd_gemv_4x1_dsp(const ekd_gemv_job *job);
 
 __asm__(
@@ -658,131 +661,6 @@ __asm__(
     "    asr     \\acc, \\acc, \\r\n"
     "    ssat    \\acc, #8, \\acc\n"
     "    .endm\n"
-    /* one step of 4 taps for 2 channels x 3 pixels: 24 MACs */
-    "    .macro EKD_STEP23\n"
-    "    ldrd    r7, r9, [lr], #8\n"
-    "    sxtb16  r6, r7\n"
-    "    sxtb16  r7, r7, ror #8\n"
-    "    sxtb16  r8, r9\n"
-    "    sxtb16  r9, r9, ror #8\n"
-    "    ldrd    r10, r11, [r12], #8\n"
-    "    smlad   r0, r10, r6, r0\n"
-    "    smlad   r3, r10, r8, r3\n"
-    "    smlad   r0, r11, r7, r0\n"
-    "    smlad   r3, r11, r9, r3\n"
-    "    ldrd    r10, r11, [r12], #8\n"
-    "    smlad   r1, r10, r6, r1\n"
-    "    smlad   r4, r10, r8, r4\n"
-    "    smlad   r1, r11, r7, r1\n"
-    "    smlad   r4, r11, r9, r4\n"
-    "    ldrd    r10, r11, [r12], #8\n"
-    "    smlad   r2, r10, r6, r2\n"
-    "    smlad   r5, r10, r8, r5\n"
-    "    smlad   r2, r11, r7, r2\n"
-    "    smlad   r5, r11, r9, r5\n"
-    "    .endm\n"
-    /* clamp the two int8 values in a's and b's low halfwords to [lo2, hi2] and pack them into a's
-     * two low bytes (a = a | b << 16, max / min by SSUB16 + SEL, then bytes 0 and 2 -> 0 and 1) */
-    "    .macro EKD_PACK2 a, b\n"
-    "    pkhbt   \\a, \\a, \\b, lsl #16\n"
-    "    ssub16  r10, \\a, r6\n"
-    "    sel     \\a, \\a, r6\n"
-    "    ssub16  r10, r7, \\a\n"
-    "    sel     \\a, \\a, r7\n"
-    "    uxtb16  \\a, \\a\n"
-    "    orr     \\a, \\a, \\a, lsr #8\n"
-    "    .endm\n"
-    "    .section .text.ekd_gemm_2x3_dsp,\"ax\",%progbits\n"
-    "    .p2align 2\n"
-    "    .global ekd_gemm_2x3_dsp\n"
-    "    .type   ekd_gemm_2x3_dsp, %function\n"
-    "    .thumb_func\n"
-    "ekd_gemm_2x3_dsp:\n"
-    "    push    {r4-r11, lr}\n"
-    "    sub     sp, sp, #28\n"              /* 0 cols, 4 rq, 8 out, 12 pairs left, 16 end4, 20 end, 24 job */
-    "    ldr     r1, [r0, #0]\n"
-    "    ldr     r2, [r0, #8]\n"
-    "    ldr     r3, [r0, #12]\n"
-    "    ldr     r4, [r0, #20]\n"
-    "    ldr     r5, [r0, #24]\n"
-    "    ldr     lr, [r0, #4]\n"
-    "    str     r1, [sp, #0]\n"
-    "    str     r2, [sp, #4]\n"
-    "    str     r3, [sp, #8]\n"
-    "    str     r5, [sp, #12]\n"
-    "    str     r0, [sp, #24]\n"
-    "    bic     r6, r4, #3\n"
-    "    add     r6, r6, r6, lsl #1\n"
-    "    add     r6, r1, r6, lsl #3\n"
-    "    str     r6, [sp, #16]\n"
-    "    add     r4, r4, r4, lsl #1\n"
-    "    add     r4, r1, r4, lsl #3\n"
-    "    str     r4, [sp, #20]\n"
-    "1:  ldr     r12, [sp, #0]\n"            /* per channel pair: columns from the start */
-    "    ldr     r10, [sp, #4]\n"
-    "    ldr     r0, [r10, #12]\n"
-    "    ldr     r3, [r10, #28]\n"
-    "    mov     r1, r0\n"
-    "    mov     r2, r0\n"
-    "    mov     r4, r3\n"
-    "    mov     r5, r3\n"
-    "    ldr     r10, [sp, #16]\n"
-    "    cmp     r12, r10\n"
-    "    beq     3f\n"
-    "2:  EKD_STEP23\n"
-    "    EKD_STEP23\n"
-    "    EKD_STEP23\n"
-    "    EKD_STEP23\n"
-    "    ldr     r10, [sp, #16]\n"
-    "    cmp     r12, r10\n"
-    "    bne     2b\n"
-    "3:  ldr     r10, [sp, #20]\n"
-    "    cmp     r12, r10\n"
-    "    beq     5f\n"
-    "4:  EKD_STEP23\n"
-    "    ldr     r10, [sp, #20]\n"
-    "    cmp     r12, r10\n"
-    "    bne     4b\n"
-    "5:  ldr     r12, [sp, #4]\n"
-    "    ldmia   r12!, {r6-r9}\n"
-    "    EKD_RQ  r0, r6, r7, r8, r10\n"
-    "    EKD_RQ  r1, r6, r7, r8, r10\n"
-    "    EKD_RQ  r2, r6, r7, r8, r10\n"
-    "    ldmia   r12!, {r6-r9}\n"
-    "    EKD_RQ  r3, r6, r7, r8, r10\n"
-    "    EKD_RQ  r4, r6, r7, r8, r10\n"
-    "    EKD_RQ  r5, r6, r7, r8, r10\n"
-    "    str     r12, [sp, #4]\n"
-    "    ldr     r11, [sp, #24]\n"
-    "    ldr     r6, [r11, #28]\n"
-    "    ldr     r7, [r11, #32]\n"
-    "    ldr     r8, [r11, #16]\n"
-    "    ldr     r9, [r11, #36]\n"
-    "    ldr     r12, [sp, #8]\n"
-    "    EKD_PACK2 r0, r3\n"
-    "    EKD_PACK2 r1, r4\n"
-    "    EKD_PACK2 r2, r5\n"
-    "    add     r11, r12, r8, lsl #1\n"
-    "    ldr     r10, [sp, #12]\n"
-    "    cmp     r10, #1\n"
-    "    bne     6f\n"
-    "    cmp     r9, #0\n"
-    "    beq     6f\n"
-    "    strb    r0, [r12]\n"                /* odd channel count: the last pair's second is a dummy */
-    "    strb    r1, [r12, r8]\n"
-    "    strb    r2, [r11]\n"
-    "    b       7f\n"
-    "6:  strh    r0, [r12]\n"
-    "    strh    r1, [r12, r8]\n"
-    "    strh    r2, [r11]\n"
-    "7:  add     r12, r12, #2\n"
-    "    str     r12, [sp, #8]\n"
-    "    subs    r10, r10, #1\n"
-    "    str     r10, [sp, #12]\n"
-    "    bne     1b\n"
-    "    add     sp, sp, #28\n"
-    "    pop     {r4-r11, pc}\n"
-    "    .size   ekd_gemm_2x3_dsp, . - ekd_gemm_2x3_dsp\n"
     /* one step of 4 inputs for 4 output rows: 16 MACs */
     "    .macro EKD_STEP41\n"
     "    ldrd    r4, r5, [r11], #8\n"
@@ -872,6 +750,168 @@ __asm__(
     "    add     sp, sp, #20\n"
     "    pop     {r4-r11, pc}\n"
     "    .size   ekd_gemv_4x1_dsp, . - ekd_gemv_4x1_dsp\n"
+    "    .text\n");
+
+/* The convolution GEMM: per block of 4 output channels, the first step adds to the biases, the
+ * other steps-1 run an 8-step unrolled body entered (steps - 1) % 8 steps before its end (Duff's
+ * device: a table of entry offsets), then the 8 outputs are requantized and stored as two words.
+ * Three epilogues: sat (output zero point -128, no clamp: no rounding correction), round (the
+ * (acc < 0) correction), clamp (correction and the activation clamp). */
+__asm__(
+    "    .syntax unified\n"
+    "    .thumb\n"
+    /* one step of 2 taps for 4 channels x 2 pixels: 16 MACs (all 32-bit encodings: the Duff
+     * entry below jumps into the unrolled body by a fixed size per step) */
+    "    .macro EKD_STEP42\n"
+    "    ldr.w   r8, [r12], #4\n"
+    "    ldr.w   r9, [r12], #4\n"
+    "    ldr.w   r10, [lr], #4\n"
+    "    ldr.w   r11, [lr], #4\n"
+    "    smlad   r0, r8, r10, r0\n"
+    "    smlad   r1, r9, r10, r1\n"
+    "    smlad   r2, r8, r11, r2\n"
+    "    smlad   r3, r9, r11, r3\n"
+    "    ldr.w   r10, [lr], #4\n"
+    "    ldr.w   r11, [lr], #4\n"
+    "    smlad   r4, r8, r10, r4\n"
+    "    smlad   r5, r9, r10, r5\n"
+    "    smlad   r6, r8, r11, r6\n"
+    "    smlad   r7, r9, r11, r7\n"
+    "    .endm\n"
+    /* requantize one channel's two doubled accumulators a, b with its record at r12 + off:
+     * SMMLAR adds the rounding term to t = (2 acc m + 2^31) >> 32; mode 0 leaves out the
+     * (acc < 0) correction (exact when the output zero point is -128 and nothing is clamped) */
+    "    .macro EKD_RQ42 a, b, off, mode\n"
+    "    ldr     r8, [r12, #\\off]\n"
+    "    ldr     r9, [r12, #\\off + 4]\n"
+    "    ldr     r10, [r12, #\\off + 8]\n"
+    "    .if \\mode == 0\n"
+    "    smmlar  \\a, \\a, r8, r10\n"
+    "    smmlar  \\b, \\b, r8, r10\n"
+    "    .else\n"
+    "    smmlar  r11, \\a, r8, r10\n"
+    "    add     \\a, r11, \\a, asr #31\n"
+    "    smmlar  r11, \\b, r8, r10\n"
+    "    add     \\b, r11, \\b, asr #31\n"
+    "    .endif\n"
+    "    asr     \\a, \\a, r9\n"
+    "    asr     \\b, \\b, r9\n"
+    "    ssat    \\a, #8, \\a\n"
+    "    ssat    \\b, #8, \\b\n"
+    "    .endm\n"
+    "    .macro EKD_GEMM42 name, mode\n"
+    "    .section .text.\\name,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global \\name\n"
+    "    .type   \\name, %function\n"
+    "    .thumb_func\n"
+    "\\name:\n"
+    "    push    {r4-r11, lr}\n"
+    "    sub     sp, sp, #40\n"              /* 4 cols, 8 rq, 12 out, 16 stride, 20 entry, 24 cols end, 28 w end, 32 lo4, 36 hi4 */
+    "    ldr     r1, [r0, #0]\n"
+    "    ldr     r2, [r0, #8]\n"
+    "    ldr     r3, [r0, #12]\n"
+    "    ldr     r4, [r0, #16]\n"
+    "    ldr     r5, [r0, #20]\n"
+    "    ldr     r6, [r0, #24]\n"
+    "    ldr     r7, [r0, #28]\n"
+    "    ldr     r8, [r0, #32]\n"
+    "    ldr     lr, [r0, #4]\n"
+    "    str     r1, [sp, #4]\n"
+    "    str     r2, [sp, #8]\n"
+    "    str     r3, [sp, #12]\n"
+    "    str     r4, [sp, #16]\n"
+    "    str     r7, [sp, #32]\n"
+    "    str     r8, [sp, #36]\n"
+    "    add     r9, r1, r5, lsl #3\n"
+    "    str     r9, [sp, #24]\n"
+    "    mul     r6, r6, r5\n"
+    "    add     r6, lr, r6, lsl #4\n"
+    "    str     r6, [sp, #28]\n"
+    "    sub     r5, r5, #1\n"               /* steps after the first, entered (steps - 1) % 8 from the end */
+    "    and     r5, r5, #7\n"
+    "    adr.w   r9, 9f\n"
+    "    ldrb    r5, [r9, r5]\n"
+    "    adr.w   r9, 2f\n"
+    "    add     r9, r9, r5, lsl #1\n"
+    "    orr     r9, r9, #1\n"
+    "    str     r9, [sp, #20]\n"
+    "1:  ldr     r10, [sp, #8]\n"            /* per block of 4 channels: the first step adds to the biases */
+    "    ldr     r12, [sp, #4]\n"
+    "    ldr     r0, [r10, #12]\n"
+    "    ldr     r2, [r10, #28]\n"
+    "    ldr     r4, [r10, #44]\n"
+    "    ldr     r6, [r10, #60]\n"
+    "    ldr     r8, [r12], #4\n"
+    "    ldr     r9, [r12], #4\n"
+    "    ldr     r10, [lr], #4\n"
+    "    ldr     r11, [lr], #4\n"
+    "    smlad   r1, r9, r10, r0\n"
+    "    smlad   r0, r8, r10, r0\n"
+    "    smlad   r3, r9, r11, r2\n"
+    "    smlad   r2, r8, r11, r2\n"
+    "    ldr     r10, [lr], #4\n"
+    "    ldr     r11, [lr], #4\n"
+    "    smlad   r5, r9, r10, r4\n"
+    "    smlad   r4, r8, r10, r4\n"
+    "    smlad   r7, r9, r11, r6\n"
+    "    smlad   r6, r8, r11, r6\n"
+    "    ldr     r8, [sp, #20]\n"
+    "    bx      r8\n"
+    "2:  EKD_STEP42\n"
+    "21: EKD_STEP42\n"
+    "22: EKD_STEP42\n"
+    "23: EKD_STEP42\n"
+    "24: EKD_STEP42\n"
+    "25: EKD_STEP42\n"
+    "26: EKD_STEP42\n"
+    "27: EKD_STEP42\n"
+    "    ldr     r8, [sp, #24]\n"
+    "    cmp     r12, r8\n"
+    "    bne     2b\n"
+    "    ldr     r12, [sp, #8]\n"
+    "    EKD_RQ42 r0, r1, 0, \\mode\n"
+    "    EKD_RQ42 r2, r3, 16, \\mode\n"
+    "    EKD_RQ42 r4, r5, 32, \\mode\n"
+    "    EKD_RQ42 r6, r7, 48, \\mode\n"
+    "    bfi     r0, r2, #8, #8\n"           /* pixel 0's four channels as one word, pixel 1's likewise */
+    "    bfi     r0, r4, #16, #8\n"
+    "    bfi     r0, r6, #24, #8\n"
+    "    bfi     r1, r3, #8, #8\n"
+    "    bfi     r1, r5, #16, #8\n"
+    "    bfi     r1, r7, #24, #8\n"
+    "    .if \\mode == 2\n"
+    "    ldr     r8, [sp, #32]\n"            /* activation clamp on the four bytes: max by SSUB8 + SEL, then min */
+    "    ldr     r9, [sp, #36]\n"
+    "    ssub8   r10, r0, r8\n"
+    "    sel     r0, r0, r8\n"
+    "    ssub8   r10, r9, r0\n"
+    "    sel     r0, r0, r9\n"
+    "    ssub8   r10, r1, r8\n"
+    "    sel     r1, r1, r8\n"
+    "    ssub8   r10, r9, r1\n"
+    "    sel     r1, r1, r9\n"
+    "    .endif\n"
+    "    ldr     r8, [sp, #12]\n"
+    "    ldr     r9, [sp, #16]\n"
+    "    ldr     r10, [sp, #28]\n"
+    "    str     r0, [r8]\n"
+    "    str     r1, [r8, r9]\n"
+    "    add     r8, r8, #4\n"
+    "    add     r12, r12, #64\n"
+    "    str     r8, [sp, #12]\n"
+    "    str     r12, [sp, #8]\n"
+    "    cmp     lr, r10\n"
+    "    bne     1b\n"
+    "    add     sp, sp, #40\n"
+    "    pop     {r4-r11, pc}\n"
+    "9:  .byte   0, (27b - 2b) / 2, (26b - 2b) / 2, (25b - 2b) / 2, (24b - 2b) / 2, (23b - 2b) / 2, (22b - 2b) / 2, (21b - 2b) / 2\n"
+    "    .p2align 1\n"
+    "    .size   \\name, . - \\name\n"
+    "    .endm\n"
+    "    EKD_GEMM42 ekd_gemm_4x2_sat_dsp, 0\n"
+    "    EKD_GEMM42 ekd_gemm_4x2_round_dsp, 1\n"
+    "    EKD_GEMM42 ekd_gemm_4x2_clamp_dsp, 2\n"
     "    .text\n");
 
 typedef struct {
@@ -1108,35 +1148,36 @@ static int32_t ekd_dup8(int32_t v)
     return (int32_t)((uint32_t)(uint8_t)v * 0x01010101u);
 }
 
-/* n raw int8 values (n % 4 == 0) into (x0,x2), (x1,x3) word pairs, stride words apart */
-static int32_t *ekd_pairs(const int8_t *x, int32_t n, int32_t *dst, int32_t stride)
+/* n raw int8 values (n % 4 == 0) widened by SXTB16: each group of 4 gives (x0,x2) at dst[0] and
+ * (x1,x3) at dst[gap], the next group stride words further */
+static int32_t *ekd_pairs(const int8_t *x, int32_t n, int32_t *dst, int32_t gap, int32_t stride)
 {
     const int8_t *end = x + n;
     if (n & 4) {
         const int32_t v = ekd_read4(x);
         dst[0] = (int32_t)__sxtb16(v);
-        dst[1] = (int32_t)ekd_sxtb16_ror8(v);
+        dst[gap] = (int32_t)ekd_sxtb16_ror8(v);
         dst += stride;
         x += 4;
     }
     while (x < end) {   /* two words per pass: the loads pipeline */
         const int32_t v = ekd_read4(x), u = ekd_read4(x + 4);
         dst[0] = (int32_t)__sxtb16(v);
-        dst[1] = (int32_t)ekd_sxtb16_ror8(v);
+        dst[gap] = (int32_t)ekd_sxtb16_ror8(v);
         dst[stride] = (int32_t)__sxtb16(u);
-        dst[stride + 1] = (int32_t)ekd_sxtb16_ror8(u);
+        dst[stride + gap] = (int32_t)ekd_sxtb16_ror8(u);
         dst += 2 * stride;
         x += 8;
     }
     return dst;
 }
 
-static int32_t *ekd_pad_pairs(int32_t pair, int32_t n, int32_t *dst, int32_t stride)
+static int32_t *ekd_pad_pairs(int32_t pair, int32_t n, int32_t *dst, int32_t gap, int32_t stride)
 {
     int32_t i;
     for (i = 0; i < n; i += 4) {
         dst[0] = pair;
-        dst[1] = pair;
+        dst[gap] = pair;
         dst += stride;
     }
     return dst;
@@ -1157,7 +1198,7 @@ static int8_t *ekd_copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
     return dst;
 }
 
-/* one column of the 3-column block: slot (0..2) of each 6-word step */
+/* one column of the 2-column block: per group of 4 taps, words 0 and 2 (pixel 0) or 1 and 3 (pixel 1) */
 static void ekd_column_dsp(const ekd_conv_params *p, const int8_t *in, int32_t oy, int32_t ox, int32_t *col,
                            int8_t *bytes, int32_t k4)
 {
@@ -1165,8 +1206,8 @@ static void ekd_column_dsp(const ekd_conv_params *p, const int8_t *in, int32_t o
     if ((p->in_c & 3) == 0) {   /* every run is whole words of the (fy, fx, ic) order */
         const int32_t pad = ekd_dup16(zp);
         int32_t *d = col;
-#define EKD_RUN_DSP(src, n) d = ekd_pairs((src), (n), d, 6)
-#define EKD_PAD_DSP(n) d = ekd_pad_pairs(pad, (n), d, 6)
+#define EKD_RUN_DSP(src, n) d = ekd_pairs((src), (n), d, 2, 4)
+#define EKD_PAD_DSP(n) d = ekd_pad_pairs(pad, (n), d, 2, 4)
         EKD_GATHER(p, in, oy, ox, EKD_RUN_DSP, EKD_PAD_DSP);
 #undef EKD_RUN_DSP
 #undef EKD_PAD_DSP
@@ -1181,7 +1222,7 @@ static void ekd_column_dsp(const ekd_conv_params *p, const int8_t *in, int32_t o
         while (b < bytes + 4 * k4) {
             *b++ = 0;
         }
-        ekd_pairs(bytes, 4 * k4, col, 6);
+        ekd_pairs(bytes, 4 * k4, col, 2, 4);
     }
 }
 
@@ -1200,33 +1241,28 @@ static void ekd_column_plain(const ekd_conv_params *p, const int8_t *in, int32_t
 #undef EKD_PAD_PLAIN
 }
 
-/* acc[j] += sum_k c_j[k] * w[k] for up to 3 columns; blocks of 16 keep a constant trip count so
- * that compilers vectorize it at -O2 */
-static void ekd_dot3(const int16_t *c0, const int16_t *c1, const int16_t *c2, const int8_t *w, int32_t n,
-                     int32_t acc[3])
+/* acc[j] += sum_k c_j[k] * w[k] for 2 columns; blocks of 16 keep a constant trip count so that
+ * compilers vectorize it at -O2 */
+static void ekd_dot2(const int16_t *c0, const int16_t *c1, const int8_t *w, int32_t n, int32_t acc[2])
 {
-    int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], k = 0, j;
+    int32_t s0 = acc[0], s1 = acc[1], k = 0, j;
     for (; k + 16 <= n; k += 16) {
-        int32_t t0 = 0, t1 = 0, t2 = 0;
+        int32_t t0 = 0, t1 = 0;
         for (j = 0; j < 16; ++j) {
             const int32_t v = w[k + j];
             t0 += c0[k + j] * v;
             t1 += c1[k + j] * v;
-            t2 += c2[k + j] * v;
         }
         s0 += t0;
         s1 += t1;
-        s2 += t2;
     }
     for (; k < n; ++k) {
         const int32_t v = w[k];
         s0 += c0[k] * v;
         s1 += c1[k] * v;
-        s2 += c2[k] * v;
     }
     acc[0] = s0;
     acc[1] = s1;
-    acc[2] = s2;
 }
 
 static int32_t ekd_dot1(const int16_t *c, const int8_t *w, int32_t n)
@@ -1253,54 +1289,71 @@ void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
     const int32_t k = p->k_h * p->k_w * p->in_c, k4 = (k + 3) / 4;
     const int32_t out_w = p->out_w, out_c = p->out_c, npix = p->out_h * p->out_w;
     const int32_t lo = p->act_min, hi = p->act_max;
-    int8_t *tmp = (int8_t *)(scratch + 6 * k4);        /* outputs of a last, partial group */
+    int8_t *tmp = (int8_t *)(scratch + 4 * k4);        /* outputs of a last, partial group */
     int32_t pix, j;
 #if EKD_NN_USE_DSP
-    int8_t *bytes = tmp + 4 * ((out_c * 3 + 3) / 4);
+    int8_t *last = tmp + 4 * ((2 * out_c + 3) / 4);   /* a last block of fewer than 4 channels */
+    int8_t *bytes = last + 8;
+    const int32_t blocks = out_c / 4, rest = out_c % 4, steps = 2 * k4;
     /* a 1x1 kernel over every pixel: each column is the input pixel itself */
     const int pointwise = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0
                           && p->pad_w == 0 && p->in_h == p->out_h && p->in_w == p->out_w && (k & 3) == 0;
-    ekd_gemm_job job;
+    const int full = lo == -128 && hi == 127;
+    void (*gemm)(const ekd_gemm_job *) = !full ? ekd_gemm_4x2_clamp_dsp
+                                         : p->out_offset == -128 ? ekd_gemm_4x2_sat_dsp : ekd_gemm_4x2_round_dsp;
+    ekd_gemm_job job, tail;
     job.cols = scratch;
-    job.w = w;
+    job.w = (const int32_t *)(const void *)w;
+    job.rq = rq;
     job.out_stride = out_c;
-    job.steps = k4;
-    job.pairs = (out_c + 1) / 2;
-    job.lo2 = ekd_dup16(lo);
-    job.hi2 = ekd_dup16(hi);
-    job.odd = out_c & 1;
+    job.steps = steps;
+    job.blocks = blocks;
+    job.lo4 = ekd_dup8(lo);
+    job.hi4 = ekd_dup8(hi);
+    tail = job;
+    tail.w = job.w + 4 * steps * blocks;
+    tail.rq = rq + 4 * EKD_RQ_WORDS * blocks;
+    tail.out = last;
+    tail.out_stride = 4;
+    tail.blocks = 1;
 #else
-    int16_t *col = (int16_t *)scratch;                /* 3 columns of k int16 */
+    int16_t *col = (int16_t *)scratch;                /* 2 columns of k int16 */
     int32_t c;
 #endif
     for (pix = 0; pix < npix; pix += EKD_GEMM_PIXELS) {
         const int32_t n = npix - pix < EKD_GEMM_PIXELS ? npix - pix : EKD_GEMM_PIXELS;
         int8_t *dst = n == EKD_GEMM_PIXELS ? out + pix * out_c : tmp;
 #if EKD_NN_USE_DSP
-        for (j = 0; j < n; ++j) {   /* a partial group computes stale columns into tmp */
+        for (j = 0; j < n; ++j) {   /* a partial group computes a stale column into tmp */
             if (pointwise) {
-                ekd_pairs(in + (pix + j) * k, 4 * k4, scratch + 2 * j, 6);
+                ekd_pairs(in + (pix + j) * k, 4 * k4, scratch + j, 2, 4);
             } else {
-                ekd_column_dsp(p, in, (pix + j) / out_w, (pix + j) % out_w, scratch + 2 * j, bytes, k4);
+                ekd_column_dsp(p, in, (pix + j) / out_w, (pix + j) % out_w, scratch + j, bytes, k4);
             }
         }
-        job.rq = rq;
-        job.out = dst;
-        ekd_gemm_2x3_dsp(&job);
+        if (blocks) {
+            job.out = dst;
+            gemm(&job);
+        }
+        if (rest) {
+            gemm(&tail);
+            for (j = 0; j < rest; ++j) {
+                dst[4 * blocks + j] = last[j];
+                dst[out_c + 4 * blocks + j] = last[4 + j];
+            }
+        }
 #else
         for (j = 0; j < n; ++j) {
             ekd_column_plain(p, in, (pix + j) / out_w, (pix + j) % out_w, col + j * k);
         }
         for (c = 0; c < out_c; ++c) {
             const int32_t *r = rq + EKD_RQ_WORDS * c;
-            int32_t acc[3];
-            acc[0] = acc[1] = acc[2] = r[3];
-            if (n == 3) {
-                ekd_dot3(col, col + k, col + 2 * k, w + c * k, k, acc);
+            int32_t acc[2];
+            acc[0] = acc[1] = r[3];
+            if (n == 2) {
+                ekd_dot2(col, col + k, w + c * k, k, acc);
             } else {
-                for (j = 0; j < n; ++j) {
-                    acc[j] += ekd_dot1(col + j * k, w + c * k, k);
-                }
+                acc[0] += ekd_dot1(col, w + c * k, k);
             }
             for (j = 0; j < n; ++j) {
                 dst[j * out_c + c] = (int8_t)ekd_rq_out(acc[j], r, lo, hi);
@@ -1331,13 +1384,13 @@ void ekd_fc_gemv_s8(const ekd_fc_params *p, const int8_t *in, const int8_t *w, c
     for (r = 0; r < rows; ++r) {
         const int8_t *x = in + r * in_n;
         int8_t *y = out + r * out_n;
-        int32_t *d = ekd_pairs(x, in_n & ~3, scratch, 2);
+        int32_t *d = ekd_pairs(x, in_n & ~3, scratch, 1, 2);
         if (in_n & 3) {
             int8_t t[4] = {0, 0, 0, 0};
             for (i = 0; i < (in_n & 3); ++i) {
                 t[i] = x[(in_n & ~3) + i];
             }
-            ekd_pairs(t, 4, d, 2);
+            ekd_pairs(t, 4, d, 1, 2);
         }
         job.w = w;
         job.rq = rq;

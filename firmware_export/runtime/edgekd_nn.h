@@ -164,11 +164,13 @@ void ekd_copy_s8(const int8_t *in, int8_t *out, int32_t n);
 #define EKD_RQ_WORDS 4
 
 /* Convolution as a GEMM over groups of EKD_GEMM_PIXELS output pixels (any kernel size, stride,
- * dilation, padding). DSP weights: per pair of output channels (a zero row completes an odd
- * count), for each step of 4 taps in (fy, fx, ic) order (zero padded to a multiple of 4), the
- * first channel's 4 bytes then the second's. Scratch: EKD_CONV_GEMM_SCRATCH(k_h * k_w * in_c, out_c) bytes. */
-#define EKD_GEMM_PIXELS 3
-#define EKD_CONV_GEMM_SCRATCH(k, out_c) (24 * (((k) + 3) / 4) + 4 * (((out_c) * 3 + 3) / 4) + 4 * (((k) + 3) / 4))
+ * dilation, padding). DSP weights: int16, each weight doubled, per block of 4 output channels
+ * (zero rows complete the last block), for each group of 4 taps in (fy, fx, ic) order (zero padded
+ * to a multiple of 4), two steps: taps (0, 2) then taps (1, 3), each the 4 channels' int16 pairs;
+ * DSP requantization records hold the bias doubled. Scratch: EKD_CONV_GEMM_SCRATCH(k_h * k_w * in_c,
+ * out_c) bytes. */
+#define EKD_GEMM_PIXELS 2
+#define EKD_CONV_GEMM_SCRATCH(k, out_c) (20 * (((k) + 3) / 4) + 4 * ((2 * (out_c) + 3) / 4) + 8)
 void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
                       int8_t *out, int32_t *scratch);
 

@@ -192,11 +192,13 @@ def _pad_to(a, axis, multiple):
 
 
 def conv_weights_dsp(w2d) -> np.ndarray:
-    """(out_c, K) int8 -> ekd_conv_gemm_s8's DSP order: channel pairs, then steps of 4 taps, then the
-    pair's two 4-byte groups (zero taps to a multiple of 4, a zero row for an odd count)."""
-    w = _pad_to(_pad_to(np.asarray(w2d, np.int8), 1, 4), 0, 2)
-    pairs, k4 = w.shape[0] // 2, w.shape[1] // 4
-    return w.reshape(pairs, 2, k4, 4).transpose(0, 2, 1, 3).reshape(-1)
+    """(out_c, K) int8 -> ekd_conv_gemm_s8's DSP order, as little-endian bytes of int16 values 2 w:
+    blocks of 4 channels, groups of 4 taps, the steps (taps 0, 2) and (taps 1, 3), the block's 4
+    channels' pairs (zero taps to a multiple of 4, zero rows to a multiple of 4 channels)."""
+    w = _pad_to(_pad_to(np.asarray(w2d, np.int16), 1, 4), 0, 4) * 2
+    blocks, k4 = w.shape[0] // 4, w.shape[1] // 4
+    w = w.reshape(blocks, 4, k4, 2, 2)                      # (block, channel, group, tap pair, odd tap)
+    return w.transpose(0, 2, 4, 1, 3).astype("<i2").reshape(-1).view(np.int8)
 
 
 def fc_weights_dsp(w2d) -> np.ndarray:
@@ -224,8 +226,7 @@ def dw3x3_scratch(out_h: int, out_w: int, stride: int) -> int:
 
 def conv_gemm_scratch(k: int, out_c: int) -> int:
     """Bytes of EKD_CONV_GEMM_SCRATCH(k, out_c)."""
-    k4 = (k + 3) // 4
-    return 24 * k4 + 4 * ((out_c * 3 + 3) // 4) + 4 * k4
+    return 20 * ((k + 3) // 4) + 4 * ((2 * out_c + 3) // 4) + 8
 
 
 def fc_gemv_scratch(in_n: int) -> int:
@@ -233,10 +234,11 @@ def fc_gemv_scratch(in_n: int) -> int:
     return 8 * ((in_n + 3) // 4)
 
 
-def _dsp_or_plain(name: str, dsp, plain) -> list:
-    """One int8 array in two layouts: the DSP kernels' blocked order, or TFLite's for the plain build."""
-    return ["#if EKD_NN_USE_DSP\n", cgen.array_declare(name, dsp, "int8_t", align=4), "#else\n",
-            cgen.array_declare(name, plain, "int8_t", align=4), "#endif\n"]
+def _dsp_or_plain(name: str, dsp, plain, ctype: str = "int8_t") -> list:
+    """One array in two layouts: the DSP kernels' (blocked order, int16 weights as bytes, doubled
+    biases), or TFLite's for the plain build."""
+    return ["#if EKD_NN_USE_DSP\n", cgen.array_declare(name, dsp, ctype, align=4), "#else\n",
+            cgen.array_declare(name, plain, ctype, align=4), "#endif\n"]
 
 
 # ---- lowering ----------------------------------------------------------------------------------
@@ -447,14 +449,16 @@ class _Lowering:
             decls = [cgen.comment(f"weights of {_safe_text(w.name)}, shape {list(w.shape)}; input zero point "
                                   "folded into the bias")]
             decls += _dsp_or_plain(self.ident(k, "w"), conv_weights_dsp(w.data.reshape(oc, -1)), w.data.reshape(-1))
-            decls.append(cgen.array_declare(self.ident(k, "rq"), rq_records(rq, 2).reshape(-1), "int32_t", align=4))
+            rq4 = rq_records(rq, 4)
+            decls += _dsp_or_plain(self.ident(k, "rq"), (rq4 * np.array([1, 1, 1, 2])).reshape(-1), rq4.reshape(-1),
+                                   "int32_t")
             decls.append(_struct("ekd_conv_params", pname, fields))
             call = (f"ekd_conv_gemm_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {self.ident(k, 'rq')}, {{out}}, "
                     "{scratch32});")
             self.steps.append(_Step(op, layer, call, [src], op.outputs[0], decls, macs,
                                     scratch=conv_gemm_scratch(kk, oc),
                                     overlap={src: gathered_groups_overlap((ih, iw, ic), (oh, ow, oc), (sh, sw),
-                                                                          (ph, pw), 3)}))
+                                                                          (ph, pw), 2)}))
             return
         decls, bname = self._weights_decls(k, w, self._bias(op), mult, shift, oc)
         decls.append(_struct("ekd_conv_params", pname, fields))

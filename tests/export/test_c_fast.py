@@ -19,7 +19,7 @@ from test_c_kernels import (NONE, RELU, RELU6, SAME, VALID, _not_trivial, check_
 from firmware_export.targets import arena  # noqa: E402
 from firmware_export.targets.c import folded_requant, plan_arena, requant_records  # noqa: E402
 
-CONV_CASES = [  # ih, iw, ic, oc, k, stride, padding, act, dil: what it covers
+CONV_CASES = [  # ih, iw, ic, oc, k, stride, padding, act, dil[, output zero point]: what it covers
     (5, 7, 8, 6, 1, 1, VALID, RELU, 1),     # 1x1 over every pixel (columns = pixels), 35 px: a partial group
     (4, 4, 12, 9, 1, 1, SAME, NONE, 1),     # pointwise, odd output channels, 16 px
     (6, 6, 3, 7, 1, 2, VALID, NONE, 1),     # 1x1 stride 2, 3 taps (< one step of 4)
@@ -30,6 +30,10 @@ CONV_CASES = [  # ih, iw, ic, oc, k, stride, padding, act, dil: what it covers
     (6, 5, 8, 10, 2, 1, SAME, NONE, 1),     # 2x2 kernel, asymmetric SAME padding
     (2, 2, 4, 5, 3, 1, SAME, NONE, 1),      # 4 output pixels
     (1, 1, 7, 3, 1, 1, VALID, NONE, 1),     # one output pixel (only a partial group)
+    (6, 6, 16, 8, 3, 1, SAME, RELU, 1, -128),    # ReLU with zero point -128 (no rounding correction), 72 steps
+    (9, 7, 8, 16, 1, 1, VALID, RELU, 1, -128),   # pointwise, 8 input channels (4 steps), odd pixel count
+    (5, 5, 4, 6, 1, 1, VALID, NONE, 1, -128),    # 4 taps (2 steps), zero point -128 without activation
+    (4, 5, 10, 12, 3, 2, SAME, RELU6, 1, -128),  # RELU6 clamp with zero point -128, 90 taps
 ]
 DW_CASES = [  # ih, iw, channels, stride, padding, act
     (7, 8, 3, 1, SAME, RELU),               # odd channel count
@@ -49,8 +53,8 @@ def _case_id(c):
 
 
 def _conv(rng, case):
-    ih, iw, ic, oc, k, stride, padding, act, dil = case
-    return conv_model(rng, ih, iw, ic, oc, k, stride, padding, act, dil=dil)
+    ih, iw, ic, oc, k, stride, padding, act, dil = case[:9]
+    return conv_model(rng, ih, iw, ic, oc, k, stride, padding, act, dil=dil, z_out=case[9] if len(case) > 9 else None)
 
 
 def _dw(rng, case):

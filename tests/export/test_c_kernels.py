@@ -91,7 +91,7 @@ def _q_act(rng):
 
 
 def conv_model(rng, ih, iw, ic, oc, k, stride, padding, act, depthwise=False, dil=1, per_channel=True, bias=True,
-               out_scale=1.0):
+               out_scale=1.0, z_out=None):
     b = _Builder()
     s_in, z_in = _q_act(rng)
     n_w = oc if per_channel else 1
@@ -104,7 +104,7 @@ def conv_model(rng, ih, iw, ic, oc, k, stride, padding, act, depthwise=False, di
         fan_in = k * k * ic
     # output scale so that the outputs spread over the int8 range instead of saturating
     s_out = float(s_in * float(np.mean(w_scale)) * 75 * 73 * np.sqrt(fan_in) / 45) * out_scale
-    z_out = int(rng.integers(-20, 21))
+    z_out = int(rng.integers(-20, 21)) if z_out is None else z_out
     x = b.tensor((1, ih, iw, ic), fb.TensorType.INT8, s_in, z_in, name="input")
     wt = b.tensor(w.shape, fb.TensorType.INT8, w_scale, np.zeros(n_w, int), 3 if depthwise else 0, w, name="weights")
     ins = [x, wt]
