@@ -915,22 +915,39 @@ __asm__(
     "    .text\n");
 
 typedef struct {
-    const int32_t *plane;   /* 0: the plane row under the band's first output row */
-    const int32_t *w;       /* 4: (w0,w1), (w1,w2) per filter row */
-    const int32_t *rq;      /* 8: EKD_RQ_WORDS */
-    int8_t *out;            /* 12: this channel of the band's first output pixel */
-    int32_t step;           /* 16: bytes between output pixels (the channel count) */
-    int32_t out_w;          /* 20 */
-    int32_t rows;           /* 24: output rows in this band */
-    int32_t row_bytes;      /* 28: plane row stride */
-    int32_t lo2, hi2;       /* 32, 36: activation clamp in both halfwords */
-    int32_t *accs;          /* 40: rows * out_w + 1 accumulators */
+    const int16_t *plane;   /* 0: the first channel's plane */
+    const int32_t *rec;     /* 4: the first channel's record: EKD_DW_REC_WORDS */
+    int8_t *out;            /* 8: the first channel's first output */
+    int32_t plane_bytes;    /* 12: from one channel's plane to the next */
+    int32_t row_bytes;      /* 16: plane row stride */
+    int32_t rows;           /* 20: output rows, >= 1 */
+    int32_t groups;         /* 24: whole groups of 4 outputs per row */
+    int32_t rem;            /* 28: outputs of a last, partial group (0..3) */
+    int32_t out_step;       /* 32: bytes between the outputs of a row */
+    int32_t out_row;        /* 36: bytes between output rows */
+    int32_t channels;       /* 40: channels in this call, >= 1 */
     int32_t stride;         /* 44: 1 or 2 */
+    int32_t lo4, hi4;       /* 48, 52: activation clamp in all four bytes */
 } ekd_dw_job;
 
-typedef char ekd_check_dw_job[(offsetof(ekd_dw_job, stride) == 44 && offsetof(ekd_dw_job, accs) == 40) ? 1 : -1];
+typedef struct {
+    const int8_t *src;      /* 0: channel c of the first input value copied (used up by the call) */
+    int16_t *dst;           /* 4: its place in plane c (word aligned; used up) */
+    int32_t pairs;          /* 8: pairs of values per row, >= 1 */
+    int32_t rows;           /* 12: >= 1 */
+    int32_t step;           /* 16: input bytes between the values of a row */
+    int32_t src_row;        /* 20: input bytes between rows */
+    int32_t dst_row;        /* 24: plane row bytes */
+    int32_t plane_bytes;    /* 28: from one plane to the next (4 planes: channels c..c+3) */
+} ekd_fill4_job;
 
-void ekd_dw3x3_dsp(const ekd_dw_job *job);
+typedef char ekd_check_dw_job[(offsetof(ekd_dw_job, hi4) == 52 && offsetof(ekd_dw_job, stride) == 44
+                               && offsetof(ekd_fill4_job, plane_bytes) == 28) ? 1 : -1];
+
+void ekd_dw3x3_sat_dsp(const ekd_dw_job *job);
+void ekd_dw3x3_round_dsp(const ekd_dw_job *job);
+void ekd_dw3x3_clamp_dsp(const ekd_dw_job *job);
+void ekd_plane_fill4_dsp(ekd_fill4_job *job);
 
 typedef struct {
     const int8_t *src;      /* 0: channel c of the first input pixel copied */
@@ -946,147 +963,309 @@ typedef char ekd_check_fill_job[(offsetof(ekd_fill_job, dst_row) == 24) ? 1 : -1
 
 void ekd_plane_fill_dsp(ekd_fill_job *job);   /* counts job->rows down */
 
-/* Pass 1 runs the three filter rows over the plane, row by row, into accs (stride 1: two outputs
- * per iteration, A = (P[x], P[x+1]), B = (P[x+2], P[x+3]): out[x] = SMLAD(A, w01) + SMLABT(B, w12),
- * out[x+1] = SMLATB(A, w01) + SMLAD(B, w12); an odd row's extra value is overwritten by the next
- * row; stride 2: out[x] = SMLAD(A, w01) + SMLABT(B, w12) with A at P[2x]). Pass 2 requantizes
- * the band's outputs in one run (consecutive pixels are a channel count apart in NHWC), clamping
- * pairs with SSUB16 + SEL. */
+/* Depthwise 3x3 over channel planes: each output row in groups of 4 outputs, the group's 4
+ * accumulators in registers, the three filter rows' plane words loaded once per group (stride 1:
+ * A, B, C = P[x..x+5]: out[x] = SMLAD(A, w01) + SMLABT(B, w12), out[x+1] = SMLATB(A, w01) +
+ * SMLAD(B, w12), out[x+2], out[x+3] likewise from B, C; stride 2: A..E = P[2x..2x+9], out[x+i] =
+ * SMLAD(P pair 2i, w01) + SMLABT(pair 2i+1, w12)), then requantized at once (the GEMM's three
+ * epilogues) and stored a channel count (or a row) apart. The channel's weight pairs and
+ * requantization record are copied onto the stack, so the loads chain with the plane's. */
 __asm__(
     "    .syntax unified\n"
     "    .thumb\n"
-    "    .section .text.ekd_dw3x3_dsp,\"ax\",%progbits\n"
-    "    .p2align 2\n"
-    "    .global ekd_dw3x3_dsp\n"
-    "    .type   ekd_dw3x3_dsp, %function\n"
-    "    .thumb_func\n"
-    "ekd_dw3x3_dsp:\n"
-    "    push    {r4-r11, lr}\n"
-    "    sub     sp, sp, #24\n"              /* 0 job, 4 rows left, 8 row acc bytes, 12 row end, 16 plane skip, 20 drop */
-    "    str     r0, [sp, #0]\n"
-    "    ldr     r1, [r0, #24]\n"
-    "    ldr     r2, [r0, #20]\n"
-    "    ldr     r3, [r0, #44]\n"
-    "    str     r1, [sp, #4]\n"
-    "    ldr     r1, [r0, #28]\n"
-    "    mul     r1, r1, r3\n"               /* stride rows of the plane per output row */
-    "    movs    r4, #0\n"
-    "    cmp     r3, #1\n"
-    "    bne     1f\n"
-    "    tst     r2, #1\n"                   /* stride 1 runs pairs: an odd row computes one extra */
-    "    itt     ne\n"
-    "    addne   r2, r2, #1\n"
-    "    movne   r4, #4\n"
-    "    sub     r1, r1, r2, lsl #1\n"       /* the row's pairs advanced the pointers 2 bytes per output */
-    "    b       2f\n"
-    "1:  sub     r1, r1, r2, lsl #2\n"       /* stride 2: 4 bytes per output */
-    "2:  lsl     r2, r2, #2\n"
-    "    str     r2, [sp, #8]\n"
-    "    str     r1, [sp, #16]\n"
-    "    str     r4, [sp, #20]\n"
-    "    ldr     r10, [r0, #0]\n"
-    "    ldr     r1, [r0, #28]\n"
-    "    ldr     r2, [r0, #4]\n"
-    "    ldr     lr, [r0, #40]\n"
-    "    ldmia   r2, {r4-r9}\n"
-    "    add     r11, r10, r1\n"
-    "    add     r12, r11, r1\n"
-    "3:  ldr     r2, [sp, #8]\n"             /* next output row */
-    "    ldr     r0, [sp, #0]\n"
-    "    add     r2, lr, r2\n"
-    "    str     r2, [sp, #12]\n"
-    "    ldr     r3, [r0, #44]\n"
-    "    cmp     r3, #1\n"
-    "    bne     5f\n"
-    "4:  ldr     r2, [r10], #4\n"            /* stride 1: outputs x, x+1 */
-    "    ldr     r3, [r10]\n"
-    "    smuad   r0, r2, r4\n"
-    "    smultb  r1, r2, r4\n"
-    "    smlabt  r0, r3, r5, r0\n"
-    "    smlad   r1, r3, r5, r1\n"
-    "    ldr     r2, [r11], #4\n"
-    "    ldr     r3, [r11]\n"
-    "    smlad   r0, r2, r6, r0\n"
-    "    smlatb  r1, r2, r6, r1\n"
-    "    smlabt  r0, r3, r7, r0\n"
-    "    smlad   r1, r3, r7, r1\n"
-    "    ldr     r2, [r12], #4\n"
-    "    ldr     r3, [r12]\n"
-    "    smlad   r0, r2, r8, r0\n"
-    "    smlatb  r1, r2, r8, r1\n"
-    "    smlabt  r0, r3, r9, r0\n"
-    "    smlad   r1, r3, r9, r1\n"
-    "    ldr     r2, [sp, #12]\n"
-    "    stmia   lr!, {r0, r1}\n"
-    "    cmp     lr, r2\n"
-    "    bne     4b\n"
-    "    b       6f\n"
-    "5:  ldr     r2, [r10], #4\n"            /* stride 2: output x */
-    "    ldr     r3, [r10]\n"
-    "    smuad   r0, r2, r4\n"
-    "    smlabt  r0, r3, r5, r0\n"
-    "    ldr     r2, [r11], #4\n"
-    "    ldr     r3, [r11]\n"
-    "    smlad   r0, r2, r6, r0\n"
-    "    smlabt  r0, r3, r7, r0\n"
-    "    ldr     r2, [r12], #4\n"
-    "    ldr     r3, [r12]\n"
-    "    smlad   r0, r2, r8, r0\n"
-    "    smlabt  r0, r3, r9, r0\n"
-    "    ldr     r2, [sp, #12]\n"
-    "    str     r0, [lr], #4\n"
-    "    cmp     lr, r2\n"
-    "    bne     5b\n"
-    "6:  ldr     r2, [sp, #16]\n"
-    "    ldr     r3, [sp, #20]\n"
-    "    add     r10, r10, r2\n"
-    "    add     r11, r11, r2\n"
-    "    add     r12, r12, r2\n"
-    "    sub     lr, lr, r3\n"
-    "    ldr     r1, [sp, #4]\n"
-    "    subs    r1, r1, #1\n"
-    "    str     r1, [sp, #4]\n"
-    "    bne     3b\n"
-    "    ldr     r0, [sp, #0]\n"             /* pass 2: requantize rows * out_w values */
-    "    ldr     r1, [r0, #8]\n"
-    "    ldr     r8, [r0, #32]\n"
-    "    ldr     r9, [r0, #36]\n"
-    "    ldr     r11, [r0, #16]\n"
-    "    ldr     r12, [r0, #20]\n"
-    "    ldr     r2, [r0, #24]\n"
-    "    ldr     r10, [r0, #12]\n"
-    "    ldr     lr, [r0, #40]\n"
-    "    ldmia   r1, {r4-r7}\n"              /* m, shift, round, bias */
-    "    mul     r12, r12, r2\n"
-    "    lsl     r7, r7, #1\n"
-    "7:  ldmia   lr!, {r0, r1}\n"
-    "    add     r0, r7, r0, lsl #1\n"       /* 2 (acc + bias) */
-    "    add     r1, r7, r1, lsl #1\n"
-    "    smmulr  r0, r0, r4\n"
-    "    smmulr  r1, r1, r4\n"
-    "    add     r2, r6, r0, asr #31\n"
-    "    add     r3, r6, r1, asr #31\n"
-    "    add     r0, r0, r2\n"
-    "    add     r1, r1, r3\n"
+    /* stride 1, one filter row of a group of 4 outputs: A, B, C = plane values x..x+5 of row p,
+     * the row's weight pairs (w0, w1), (w1, w2) from the channel record on the stack */
+    "    .macro EKD_DW_ROW1 p, wo, first\n"
+    "    .if \\first\n"
+    "    ldr     r0, [sp, #36]\n"
+    "    .endif\n"
+    "    ldr     r4, [\\p], #8\n"
+    "    ldr     r5, [\\p, #-4]\n"
+    "    ldr     r6, [\\p]\n"
+    "    ldr     r7, [sp, #\\wo]\n"
+    "    ldr     r8, [sp, #\\wo + 4]\n"
+    "    .if \\first\n"
+    "    smlatb  r1, r4, r7, r0\n"
+    "    smlad   r2, r5, r7, r0\n"
+    "    smlatb  r3, r5, r7, r0\n"
+    "    smlad   r0, r4, r7, r0\n"
+    "    .else\n"
+    "    smlad   r0, r4, r7, r0\n"
+    "    smlatb  r1, r4, r7, r1\n"
+    "    smlad   r2, r5, r7, r2\n"
+    "    smlatb  r3, r5, r7, r3\n"
+    "    .endif\n"
+    "    smlabt  r0, r5, r8, r0\n"
+    "    smlad   r1, r5, r8, r1\n"
+    "    smlabt  r2, r6, r8, r2\n"
+    "    smlad   r3, r6, r8, r3\n"
+    "    .endm\n"
+    /* stride 2: A..E = plane values 2x..2x+9 */
+    "    .macro EKD_DW_ROW2 p, wo, first\n"
+    "    .if \\first\n"
+    "    ldr     r0, [sp, #36]\n"
+    "    .endif\n"
+    "    ldr     r4, [\\p], #16\n"
+    "    ldr     r5, [\\p, #-12]\n"
+    "    ldr     r6, [\\p, #-8]\n"
+    "    ldr     r7, [sp, #\\wo]\n"
+    "    ldr     r8, [sp, #\\wo + 4]\n"
+    "    .if \\first\n"
+    "    smlad   r1, r5, r7, r0\n"
+    "    smlad   r2, r6, r7, r0\n"
+    "    mov     r3, r0\n"
+    "    smlad   r0, r4, r7, r0\n"
+    "    .else\n"
+    "    smlad   r0, r4, r7, r0\n"
+    "    smlad   r1, r5, r7, r1\n"
+    "    smlad   r2, r6, r7, r2\n"
+    "    .endif\n"
+    "    smlabt  r0, r5, r8, r0\n"
+    "    smlabt  r1, r6, r8, r1\n"
+    "    ldr     r4, [\\p, #-4]\n"
+    "    ldr     r5, [\\p]\n"
+    "    smlabt  r2, r4, r8, r2\n"
+    "    smlad   r3, r4, r7, r3\n"
+    "    smlabt  r3, r5, r8, r3\n"
+    "    .endm\n"
+    /* the four doubled accumulators to int8 (the mode as in the GEMM) */
+    "    .macro EKD_DW_RQ4 mode\n"
+    "    ldr     r4, [sp, #24]\n"
+    "    ldr     r5, [sp, #28]\n"
+    "    ldr     r6, [sp, #32]\n"
+    "    .if \\mode == 0\n"
+    "    smmlar  r0, r0, r4, r6\n"
+    "    smmlar  r1, r1, r4, r6\n"
+    "    smmlar  r2, r2, r4, r6\n"
+    "    smmlar  r3, r3, r4, r6\n"
+    "    .else\n"
+    "    smmlar  r7, r0, r4, r6\n"
+    "    add     r0, r7, r0, asr #31\n"
+    "    smmlar  r7, r1, r4, r6\n"
+    "    add     r1, r7, r1, asr #31\n"
+    "    smmlar  r7, r2, r4, r6\n"
+    "    add     r2, r7, r2, asr #31\n"
+    "    smmlar  r7, r3, r4, r6\n"
+    "    add     r3, r7, r3, asr #31\n"
+    "    .endif\n"
     "    asr     r0, r0, r5\n"
     "    asr     r1, r1, r5\n"
+    "    asr     r2, r2, r5\n"
+    "    asr     r3, r3, r5\n"
     "    ssat    r0, #8, r0\n"
     "    ssat    r1, #8, r1\n"
-    "    pkhbt   r0, r0, r1, lsl #16\n"
-    "    ssub16  r2, r0, r8\n"
-    "    sel     r0, r0, r8\n"
-    "    ssub16  r2, r9, r0\n"
-    "    sel     r0, r0, r9\n"
-    "    strb    r0, [r10]\n"
-    "    subs    r12, r12, #2\n"
-    "    blt     8f\n"                       /* odd count: the second value is past the end */
-    "    lsr     r0, r0, #16\n"
-    "    strb    r0, [r10, r11]\n"
-    "    add     r10, r10, r11, lsl #1\n"
-    "    bne     7b\n"
-    "8:  add     sp, sp, #24\n"
+    "    ssat    r2, #8, r2\n"
+    "    ssat    r3, #8, r3\n"
+    "    .if \\mode == 2\n"
+    "    bfi     r0, r1, #8, #8\n"
+    "    bfi     r0, r2, #16, #8\n"
+    "    bfi     r0, r3, #24, #8\n"
+    "    ldr     r4, [sp, #64]\n"
+    "    ldr     r5, [sp, #68]\n"
+    "    ssub8   r6, r0, r4\n"
+    "    sel     r0, r0, r4\n"
+    "    ssub8   r6, r5, r0\n"
+    "    sel     r0, r0, r5\n"
+    "    lsr     r1, r0, #8\n"
+    "    lsr     r2, r0, #16\n"
+    "    lsr     r3, r0, #24\n"
+    "    .endif\n"
+    "    .endm\n"
+    "    .macro EKD_DW_STORE4\n"
+    "    strb    r0, [r12]\n"
+    "    strb    r1, [r12, lr]\n"
+    "    add     r12, r12, lr, lsl #1\n"
+    "    strb    r2, [r12]\n"
+    "    strb    r3, [r12, lr]\n"
+    "    add     r12, r12, lr, lsl #1\n"
+    "    .endm\n"
+    /* a last group of 1..3 outputs (the plane is wide enough for the rest) */
+    "    .macro EKD_DW_TAIL\n"
+    "    ldr     r4, [sp, #84]\n"
+    "    strb    r0, [r12]\n"
+    "    cmp     r4, #2\n"
+    "    blt     8f\n"
+    "    strb    r1, [r12, lr]\n"
+    "    beq     8f\n"
+    "    add     r12, r12, lr, lsl #1\n"
+    "    strb    r2, [r12]\n"
+    "8:\n"
+    "    .endm\n"
+    "    .macro EKD_DW3X3 name, mode\n"
+    "    .section .text.\\name,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global \\name\n"
+    "    .type   \\name, %function\n"
+    "    .thumb_func\n"
+    "\\name:\n"
+    "    push    {r4-r11, lr}\n"
+    "    sub     sp, sp, #96\n"              /* 0..39 channel record, 40 job, 44 row's full-group end, 48 row's plane start, 52 row's output, 56 rows left, 60 channels left, 64 lo4, 68 hi4, 72 plane, 76 record, 80 output, 84 rem, 88 group span, 92 plane rows per output row */
+    "    str     r0, [sp, #40]\n"
+    "    ldr     r1, [r0, #0]\n"
+    "    ldr     r2, [r0, #4]\n"
+    "    ldr     r3, [r0, #8]\n"
+    "    ldr     r4, [r0, #40]\n"
+    "    ldr     r5, [r0, #48]\n"
+    "    ldr     r6, [r0, #52]\n"
+    "    ldr     r7, [r0, #28]\n"
+    "    ldr     r8, [r0, #24]\n"
+    "    ldr     r9, [r0, #44]\n"
+    "    ldr     r10, [r0, #16]\n"
+    "    str     r1, [sp, #72]\n"
+    "    str     r2, [sp, #76]\n"
+    "    str     r3, [sp, #80]\n"
+    "    str     r4, [sp, #60]\n"
+    "    str     r5, [sp, #64]\n"
+    "    str     r6, [sp, #68]\n"
+    "    str     r7, [sp, #84]\n"
+    "    mul     r8, r8, r9\n"
+    "    lsl     r8, r8, #3\n"
+    "    str     r8, [sp, #88]\n"            /* 8 * stride * full groups */
+    "    mul     r10, r10, r9\n"
+    "    str     r10, [sp, #92]\n"           /* stride * row bytes */
+    "1:  ldr     r0, [sp, #76]\n"            /* next channel: its record onto the stack */
+    "    ldmia   r0!, {r1-r10}\n"
+    "    str     r0, [sp, #76]\n"
+    "    stmia   sp, {r1-r10}\n"
+    "    ldr     r0, [sp, #40]\n"
+    "    ldr     r9, [sp, #72]\n"
+    "    ldr     r12, [sp, #80]\n"
+    "    ldr     r1, [r0, #20]\n"
+    "    str     r9, [sp, #48]\n"
+    "    str     r12, [sp, #52]\n"
+    "    str     r1, [sp, #56]\n"
+    "2:  ldr     r0, [sp, #40]\n"            /* next output row */
+    "    ldr     r9, [sp, #48]\n"
+    "    ldr     r1, [r0, #16]\n"
+    "    ldr     r2, [sp, #88]\n"
+    "    ldr     r3, [r0, #44]\n"
+    "    ldr     lr, [r0, #32]\n"
+    "    ldr     r12, [sp, #52]\n"
+    "    add     r10, r9, r1\n"
+    "    add     r11, r10, r1\n"
+    "    add     r2, r9, r2\n"
+    "    str     r2, [sp, #44]\n"
+    "    cmp     r3, #1\n"
+    "    bne     5f\n"
+    "    cmp     r9, r2\n"
+    "    beq     4f\n"
+    "3:  EKD_DW_ROW1 r9, 0, 1\n"             /* stride 1: groups of 4 outputs */
+    "    EKD_DW_ROW1 r10, 8, 0\n"
+    "    EKD_DW_ROW1 r11, 16, 0\n"
+    "    EKD_DW_RQ4 \\mode\n"
+    "    EKD_DW_STORE4\n"
+    "    ldr     r4, [sp, #44]\n"
+    "    cmp     r9, r4\n"
+    "    bne     3b\n"
+    "4:  ldr     r4, [sp, #84]\n"
+    "    cmp     r4, #0\n"
+    "    beq     7f\n"
+    "    EKD_DW_ROW1 r9, 0, 1\n"
+    "    EKD_DW_ROW1 r10, 8, 0\n"
+    "    EKD_DW_ROW1 r11, 16, 0\n"
+    "    EKD_DW_RQ4 \\mode\n"
+    "    EKD_DW_TAIL\n"
+    "    b       7f\n"
+    "5:  cmp     r9, r2\n"                   /* stride 2 */
+    "    beq     6f\n"
+    "51: EKD_DW_ROW2 r9, 0, 1\n"
+    "    EKD_DW_ROW2 r10, 8, 0\n"
+    "    EKD_DW_ROW2 r11, 16, 0\n"
+    "    EKD_DW_RQ4 \\mode\n"
+    "    EKD_DW_STORE4\n"
+    "    ldr     r4, [sp, #44]\n"
+    "    cmp     r9, r4\n"
+    "    bne     51b\n"
+    "6:  ldr     r4, [sp, #84]\n"
+    "    cmp     r4, #0\n"
+    "    beq     7f\n"
+    "    EKD_DW_ROW2 r9, 0, 1\n"
+    "    EKD_DW_ROW2 r10, 8, 0\n"
+    "    EKD_DW_ROW2 r11, 16, 0\n"
+    "    EKD_DW_RQ4 \\mode\n"
+    "    EKD_DW_TAIL\n"
+    "7:  ldr     r0, [sp, #40]\n"            /* row done */
+    "    ldr     r9, [sp, #48]\n"
+    "    ldr     r1, [sp, #92]\n"
+    "    ldr     r12, [sp, #52]\n"
+    "    ldr     r2, [r0, #36]\n"
+    "    ldr     r3, [sp, #56]\n"
+    "    add     r9, r9, r1\n"
+    "    add     r12, r12, r2\n"
+    "    str     r9, [sp, #48]\n"
+    "    str     r12, [sp, #52]\n"
+    "    subs    r3, r3, #1\n"
+    "    str     r3, [sp, #56]\n"
+    "    bne     2b\n"
+    "    ldr     r0, [sp, #40]\n"            /* channel done */
+    "    ldr     r1, [sp, #72]\n"
+    "    ldr     r2, [r0, #12]\n"
+    "    ldr     r3, [sp, #80]\n"
+    "    ldr     r4, [sp, #60]\n"
+    "    add     r1, r1, r2\n"
+    "    add     r3, r3, #1\n"
+    "    str     r1, [sp, #72]\n"
+    "    str     r3, [sp, #80]\n"
+    "    subs    r4, r4, #1\n"
+    "    str     r4, [sp, #60]\n"
+    "    bne     1b\n"
+    "    add     sp, sp, #96\n"
     "    pop     {r4-r11, pc}\n"
-    "    .size   ekd_dw3x3_dsp, . - ekd_dw3x3_dsp\n"
+    "    .size   \\name, . - \\name\n"
+    "    .endm\n"
+    "    EKD_DW3X3 ekd_dw3x3_sat_dsp, 0\n"
+    "    EKD_DW3X3 ekd_dw3x3_round_dsp, 1\n"
+    "    EKD_DW3X3 ekd_dw3x3_clamp_dsp, 2\n"
+    /* four channels' planes from HWC input: per pair of input pixels, the two words give
+     * (c0, c2) and (c1, c3) by SXTB16, regrouped by PKHBT / PKHTB into one int16 pair per plane */
+    "    .section .text.ekd_plane_fill4_dsp,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global ekd_plane_fill4_dsp\n"
+    "    .type   ekd_plane_fill4_dsp, %function\n"
+    "    .thumb_func\n"
+    "ekd_plane_fill4_dsp:\n"
+    "    push    {r4-r11, lr}\n"
+    "    ldr     r12, [r0, #16]\n"
+    "    ldr     lr, [r0, #28]\n"
+    "    ldr     r11, [r0, #12]\n"
+    "1:  ldr     r1, [r0, #0]\n"
+    "    ldr     r2, [r0, #4]\n"
+    "    ldr     r10, [r0, #8]\n"
+    "    add     r3, r2, lr, lsl #1\n"
+    "2:  ldr     r4, [r1]\n"
+    "    ldr     r5, [r1, r12]\n"
+    "    add     r1, r1, r12, lsl #1\n"
+    "    sxtb16  r6, r4\n"
+    "    sxtb16  r7, r5\n"
+    "    sxtb16  r4, r4, ror #8\n"
+    "    sxtb16  r5, r5, ror #8\n"
+    "    pkhbt   r8, r6, r7, lsl #16\n"
+    "    pkhtb   r9, r7, r6, asr #16\n"
+    "    pkhbt   r6, r4, r5, lsl #16\n"
+    "    pkhtb   r7, r5, r4, asr #16\n"
+    "    str     r6, [r2, lr]\n"
+    "    str     r8, [r2], #4\n"
+    "    str     r7, [r3, lr]\n"
+    "    str     r9, [r3], #4\n"
+    "    subs    r10, r10, #1\n"
+    "    bne     2b\n"
+    "    ldr     r4, [r0, #0]\n"
+    "    ldr     r5, [r0, #20]\n"
+    "    ldr     r6, [r0, #4]\n"
+    "    ldr     r7, [r0, #24]\n"
+    "    add     r4, r4, r5\n"
+    "    add     r6, r6, r7\n"
+    "    str     r4, [r0, #0]\n"
+    "    str     r6, [r0, #4]\n"
+    "    subs    r11, r11, #1\n"
+    "    bne     1b\n"
+    "    pop     {r4-r11, pc}\n"
+    "    .size   ekd_plane_fill4_dsp, . - ekd_plane_fill4_dsp\n"
+    "    .text\n");
+
+__asm__(
+    "    .syntax unified\n"
+    "    .thumb\n"
     /* one channel of the input into the plane: four loads, then two halfword pairs per pass */
     "    .section .text.ekd_plane_fill_dsp,\"ax\",%progbits\n"
     "    .p2align 2\n"
@@ -1426,6 +1605,110 @@ void ekd_fc_gemv_s8(const ekd_fc_params *p, const int8_t *in, const int8_t *w, c
 #endif
 }
 
+#if EKD_NN_USE_DSP
+
+/* n values (one channel) per row into the plane's int16 slots; used for the edges and lone channels */
+static void ekd_fill_values(const int8_t *src, int32_t step, int32_t src_row, int16_t *dst, int32_t dst_row,
+                            int32_t n, int32_t rows)
+{
+    int32_t y, x;
+    for (y = 0; y < rows; ++y) {
+        for (x = 0; x < n; ++x) {
+            dst[x] = src[x * step];
+        }
+        src += src_row;
+        dst += dst_row;
+    }
+}
+
+void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
+                      int8_t *out, int32_t *scratch)
+{
+    /* w: a word saying whether the planes are transposed (the export transposes a narrow map so
+     * that plane rows are long), then EKD_DW_REC_WORDS per channel; rq is not used */
+    const int32_t *wv = (const int32_t *)(const void *)w;
+    const int tr = wv[0] != 0;
+    const int32_t ch = p->in_c, s = p->stride_h, lo = p->act_min, hi = p->act_max;
+    const int32_t rows = tr ? p->out_w : p->out_h, cols = tr ? p->out_h : p->out_w;
+    const int32_t pad_r = tr ? p->pad_w : p->pad_h, pad_c = tr ? p->pad_h : p->pad_w;
+    const int32_t in_rows = tr ? p->in_w : p->in_h, in_cols = tr ? p->in_h : p->in_w;
+    const int32_t in_row = tr ? ch : p->in_w * ch, in_col = tr ? p->in_w * ch : ch;   /* input bytes per plane row / column */
+    const int32_t pw = EKD_DW3X3_PLANE_W(cols, s), ph = (rows - 1) * s + 3, plane_words = (pw * ph + 1) / 2;
+    /* the input rows / columns that land in the plane (the rest is padding or never read) */
+    const int32_t y0 = pad_r, y1 = pad_r + in_rows < ph ? pad_r + in_rows : ph;
+    const int32_t x0 = pad_c, x1 = pad_c + in_cols < pw ? pad_c + in_cols : pw;
+    const int32_t xa = x0 + (x0 & 1), pairs = x1 > xa ? (x1 - xa) / 2 : 0;   /* word-aligned pairs */
+    const int32_t xb = xa + 2 * pairs;                                     /* a last odd column */
+    const int32_t planes = ch >= 4 ? 4 : 1, zp2 = ekd_dup16(-p->in_offset);
+    const int full = lo == -128 && hi == 127;
+    void (*run)(const ekd_dw_job *) = !full ? ekd_dw3x3_clamp_dsp
+                                      : p->out_offset == -128 ? ekd_dw3x3_sat_dsp : ekd_dw3x3_round_dsp;
+    int16_t *plane = (int16_t *)scratch;
+    ekd_dw_job job;
+    int32_t c, i;
+    for (i = 0; i < planes * plane_words; ++i) {   /* the border reads the input zero point */
+        scratch[i] = zp2;
+    }
+    job.plane_bytes = 4 * plane_words;
+    job.row_bytes = 2 * pw;
+    job.rows = rows;
+    job.groups = cols / 4;
+    job.rem = cols % 4;
+    job.out_step = tr ? p->out_w * ch : ch;
+    job.out_row = tr ? ch : p->out_w * ch;
+    job.stride = s;
+    job.lo4 = ekd_dup8(lo);
+    job.hi4 = ekd_dup8(hi);
+    job.plane = plane;
+    for (c = 0; c < ch; c += planes == 4 && c + 4 <= ch ? 4 : 1) {
+        const int32_t n = planes == 4 && c + 4 <= ch ? 4 : 1;
+        const int8_t *src = in + (y0 - pad_r) * in_row + c;   /* the first copied row, plane column pad_c */
+        if (y1 > y0 && x1 > x0) {
+            int32_t k;
+            if (n == 4 && pairs) {
+                ekd_fill4_job fill;
+                fill.src = src + (xa - pad_c) * in_col;
+                fill.dst = plane + y0 * pw + xa;
+                fill.pairs = pairs;
+                fill.rows = y1 - y0;
+                fill.step = in_col;
+                fill.src_row = in_row;
+                fill.dst_row = 2 * pw;
+                fill.plane_bytes = 4 * plane_words;
+                ekd_plane_fill4_dsp(&fill);
+            }
+            for (k = 0; k < n; ++k) {
+                int16_t *pk = plane + 2 * plane_words * k + y0 * pw;
+                if (n == 1) {
+                    ekd_fill_job fill;
+                    fill.src = src + (x0 - pad_c) * in_col;
+                    fill.dst = pk + x0;
+                    fill.n = x1 - x0;
+                    fill.rows = y1 - y0;
+                    fill.step = in_col;
+                    fill.src_row = in_row;
+                    fill.dst_row = 2 * pw;
+                    ekd_plane_fill_dsp(&fill);
+                    continue;
+                }
+                if (x0 < xa) {
+                    ekd_fill_values(src + (x0 - pad_c) * in_col + k, in_col, in_row, pk + x0, pw, 1, y1 - y0);
+                }
+                if (xb < x1) {
+                    ekd_fill_values(src + (xb - pad_c) * in_col + k, in_col, in_row, pk + xb, pw, 1, y1 - y0);
+                }
+            }
+        }
+        job.rec = wv + 1 + EKD_DW_REC_WORDS * c;
+        job.out = out + c;
+        job.channels = n;
+        run(&job);
+    }
+    (void)rq;
+}
+
+#else
+
 void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
                       int8_t *out, int32_t *scratch)
 {
@@ -1438,76 +1721,39 @@ void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
     const int16_t zp = (int16_t)(-p->in_offset);
     int16_t *plane = (int16_t *)scratch;
     int32_t c, y;
-#if EKD_NN_USE_DSP
-    ekd_dw_job job;
-    const int32_t band = EKD_DW3X3_BAND(out_h, out_w);
-    job.step = ch;
-    job.out_w = out_w;
-    job.row_bytes = 2 * pw;
-    job.lo2 = ekd_dup16(lo);
-    job.hi2 = ekd_dup16(hi);
-    job.accs = scratch + (ph * pw + 1) / 2;
-    job.stride = s;
-#endif
     for (y = 0; y < ph * pw; ++y) {   /* the border reads the input zero point, for every channel */
         plane[y] = zp;
     }
     for (c = 0; c < ch; ++c) {
         const int32_t *r = rq + EKD_RQ_WORDS * c;
-#if EKD_NN_USE_DSP
-        if (y1 > y0 && x1 > x0) {
-            ekd_fill_job fill;
-            fill.src = in + ((y0 - pad_t) * in_w + (x0 - pad_l)) * ch + c;
-            fill.dst = plane + y0 * pw + x0;
-            fill.n = x1 - x0;
-            fill.rows = y1 - y0;
-            fill.step = ch;
-            fill.src_row = in_w * ch;
-            fill.dst_row = 2 * pw;
-            ekd_plane_fill_dsp(&fill);
-        }
-#else
+        int8_t *o = out + c;
+        int32_t x;
         for (y = y0; y < y1; ++y) {
             const int8_t *src = in + ((y - pad_t) * in_w + (x0 - pad_l)) * ch + c;
             int16_t *dst = plane + y * pw;
-            int32_t x;
             for (x = x0; x < x1; ++x) {
                 dst[x] = *src;
                 src += ch;
             }
         }
-#endif
-#if EKD_NN_USE_DSP
-        job.w = (const int32_t *)(const void *)(w + 24 * c);
-        job.rq = r;
-        for (y = 0; y < out_h; y += band) {
-            job.plane = scratch + (y * s * pw) / 2;
-            job.out = out + y * out_w * ch + c;
-            job.rows = out_h - y < band ? out_h - y : band;
-            ekd_dw3x3_dsp(&job);
-        }
-#else
-        {
-            int8_t *o = out + c;
-            int32_t x;
-            for (y = 0; y < out_h; ++y) {
-                for (x = 0; x < out_w; ++x) {
-                    const int16_t *q = plane + y * s * pw + x * s;
-                    const int8_t *wc = w + c;
-                    int32_t acc = r[3], fy;
-                    for (fy = 0; fy < 3; ++fy) {
-                        acc += q[0] * wc[0] + q[1] * wc[ch] + q[2] * wc[2 * ch];
-                        q += pw;
-                        wc += 3 * ch;
-                    }
-                    *o = (int8_t)ekd_rq_out(acc, r, lo, hi);
-                    o += ch;
+        for (y = 0; y < out_h; ++y) {
+            for (x = 0; x < out_w; ++x) {
+                const int16_t *q = plane + y * s * pw + x * s;
+                const int8_t *wc = w + c;
+                int32_t acc = r[3], fy;
+                for (fy = 0; fy < 3; ++fy) {
+                    acc += q[0] * wc[0] + q[1] * wc[ch] + q[2] * wc[2 * ch];
+                    q += pw;
+                    wc += 3 * ch;
                 }
+                *o = (int8_t)ekd_rq_out(acc, r, lo, hi);
+                o += ch;
             }
         }
-#endif
     }
 }
+
+#endif
 
 void ekd_add_lut_s8(const ekd_add_params *p, const int8_t *a, const int8_t *b, const int32_t *lut,
                     const int32_t *rq, int8_t *out)

@@ -174,19 +174,19 @@ void ekd_copy_s8(const int8_t *in, int8_t *out, int32_t n);
 void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
                       int8_t *out, int32_t *scratch);
 
-/* Depthwise 3x3 (multiplier 1, no dilation, stride 1 or 2, any padding): one channel at a time
- * through a padded int16 plane, where the taps of a filter row sit side by side for SMLAD
- * (TinyEngine's idea). DSP weights: per channel, per filter row, the int16 pairs (w0, w1) and
- * (w1, w2), little-endian; plain weights: TFLite's [1, 3, 3, C]. Scratch:
- * EKD_DW3X3_SCRATCH(out_h, out_w, stride) bytes (the plane and a band of accumulators). */
-#define EKD_DW3X3_PLANE_W(out_w, stride) ((stride) * (((out_w) + 1) & ~1) + 2)
-#define EKD_DW3X3_ACCS 256      /* accumulators per pass (a band of whole output rows; at least one row) */
-#define EKD_DW3X3_SCRATCH(out_h, out_w, stride) \
-    (4 * ((EKD_DW3X3_PLANE_W(out_w, stride) * (((out_h) - 1) * (stride) + 3) + 1) / 2) \
-     + 4 * (EKD_DW3X3_BAND(out_h, out_w) * (out_w) + 2))
-/* output rows per pass: as many whole rows as EKD_DW3X3_ACCS holds, at least one, at most out_h */
-#define EKD_DW3X3_BAND(out_h, out_w) \
-    ((out_w) > EKD_DW3X3_ACCS ? 1 : ((out_h) < EKD_DW3X3_ACCS / (out_w) ? (out_h) : EKD_DW3X3_ACCS / (out_w)))
+/* Depthwise 3x3 (multiplier 1, no dilation, stride 1 or 2, any padding) through padded int16
+ * channel planes, where the taps of a filter row sit side by side for SMLAD (TinyEngine's idea).
+ * Plain weights: TFLite's [1, 3, 3, C] with rq. DSP weights (rq unused): one word, 1 when the
+ * planes are transposed (plane rows along the output's columns: a narrow map gets long rows),
+ * then EKD_DW_REC_WORDS per channel: the 3 filter rows' int16 pairs (2 w0, 2 w1), (2 w1, 2 w2)
+ * (filter columns when transposed), then [m, r, round, 2 bias]. A plane holds
+ * ((rows - 1) * stride + 3) x EKD_DW3X3_PLANE_W(cols, stride) int16 (rows x cols: the output map as
+ * the planes see it); scratch: EKD_DW3X3_SCRATCH(rows, cols, stride, planes) bytes, 4 planes on the
+ * DSP path when there are at least 4 channels, else 1. */
+#define EKD_DW_REC_WORDS 10
+#define EKD_DW3X3_PLANE_W(cols, stride) ((stride) * (((cols) + 3) & ~3) + 2)
+#define EKD_DW3X3_SCRATCH(rows, cols, stride, planes) \
+    (4 * (planes) * ((EKD_DW3X3_PLANE_W(cols, stride) * (((rows) - 1) * (stride) + 3) + 1) / 2))
 void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
                       int8_t *out, int32_t *scratch);
 

@@ -141,7 +141,6 @@ def valid_out(in_size: int, k: int, stride: int, dilation: int) -> int:
 
 # ---- folded-offset kernels: export-time layouts and exactness proof -------------------------------
 
-DW3X3_ACCS = 256         # EKD_DW3X3_ACCS
 ACC_LIMIT = 1 << 30      # |acc| below this: doubling for SMMULR and the rounding stay within int32
 
 
@@ -209,19 +208,38 @@ def fc_weights_dsp(w2d) -> np.ndarray:
     return w.reshape(blocks, 4, k4, 4).transpose(0, 2, 1, 3).reshape(-1)
 
 
-def dw3x3_weights_dsp(w) -> np.ndarray:
-    """[1, 3, 3, C] int8 -> ekd_dwconv3x3_s8's DSP order: per channel, per filter row, the int16
-    pairs (w0, w1) and (w1, w2) as little-endian bytes."""
-    w = np.asarray(w, np.int16).reshape(3, 3, -1).transpose(2, 0, 1)          # (C, fy, fx)
-    pairs = np.stack([w[..., 0], w[..., 1], w[..., 1], w[..., 2]], axis=-1)   # (C, fy, 4)
-    return pairs.astype("<i2").reshape(-1).view(np.int8)
+def dw3x3_transposed(out_h: int, out_w: int, stride: int) -> bool:
+    """Whether ekd_dwconv3x3_s8's DSP planes run along the output's columns: its rows cost about 72
+    cycles per group of 4 outputs (a last partial group as much) plus about 25 per row."""
+    def cost(rows, cols):
+        return rows * (72 * -(-cols // 4) + 25)
+    return cost(out_w, out_h) < cost(out_h, out_w)
 
 
-def dw3x3_scratch(out_h: int, out_w: int, stride: int) -> int:
-    """Bytes of EKD_DW3X3_SCRATCH(out_h, out_w, stride): the padded int16 plane and a band of accumulators."""
-    plane_w = stride * ((out_w + 1) & ~1) + 2
-    band = 1 if out_w > DW3X3_ACCS else min(out_h, DW3X3_ACCS // out_w)
-    return 4 * ((plane_w * ((out_h - 1) * stride + 3) + 1) // 2) + 4 * (band * out_w + 2)
+def dw3x3_weights_dsp(w, rq, transposed: bool) -> np.ndarray:
+    """[1, 3, 3, C] int8 weights and per-channel ``[m, r, round, bias]`` -> ekd_dwconv3x3_s8's DSP
+    array as bytes: the transposition word, then per channel the filter rows' int16 pairs
+    (2 w0, 2 w1), (2 w1, 2 w2) (filter columns when transposed) and ``[m, r, round, 2 bias]``."""
+    w = np.asarray(w, np.int64).reshape(3, 3, -1).transpose(2, 0, 1) * 2     # (C, fy, fx)
+    if transposed:
+        w = w.transpose(0, 2, 1)
+    lo = np.stack([w[..., 0], w[..., 1]], axis=-1), np.stack([w[..., 1], w[..., 2]], axis=-1)
+    pairs = np.stack(lo, axis=2)                                              # (C, row, pair, 2)
+    words = (pairs[..., 0] & 0xFFFF) | ((pairs[..., 1] & 0xFFFF) << 16)       # (C, row, pair)
+    words = np.where(words >= 1 << 31, words - (1 << 32), words).reshape(len(w), 6)
+    rec = np.asarray(rq, np.int64) * np.array([1, 1, 1, 2])
+    body = np.concatenate([words, rec], axis=1).reshape(-1)
+    return np.concatenate([[int(transposed)], body]).astype("<i4").view(np.int8)
+
+
+def dw3x3_scratch(out_h: int, out_w: int, stride: int, channels: int) -> int:
+    """Bytes of scratch for ekd_dwconv3x3_s8: the DSP path's planes (4 when there are 4 channels or
+    more, in its orientation) or the plain path's one plane, whichever is larger."""
+    def planes(rows, cols, n):       # EKD_DW3X3_SCRATCH
+        plane_w = stride * ((cols + 3) & ~3) + 2
+        return 4 * n * ((plane_w * ((rows - 1) * stride + 3) + 1) // 2)
+    rows, cols = (out_w, out_h) if dw3x3_transposed(out_h, out_w, stride) else (out_h, out_w)
+    return max(planes(rows, cols, 4 if channels >= 4 else 1), planes(out_h, out_w, 1))
 
 
 def conv_gemm_scratch(k: int, out_c: int) -> int:
@@ -435,13 +453,14 @@ class _Lowering:
         if rq is not None and depthwise and (kh, kw, dm, dh, dw) == (3, 3, 1, 1, 1) and sh == sw and sh in (1, 2):
             decls = [cgen.comment(f"weights of {_safe_text(w.name)}, shape {list(w.shape)}; input zero point "
                                   "folded into the bias")]
-            decls += _dsp_or_plain(self.ident(k, "w"), dw3x3_weights_dsp(w.data), w.data.reshape(-1))
-            decls.append(cgen.array_declare(self.ident(k, "rq"), rq.reshape(-1), "int32_t", align=4))
+            decls += _dsp_or_plain(self.ident(k, "w"), dw3x3_weights_dsp(w.data, rq, dw3x3_transposed(oh, ow, sh)),
+                                   w.data.reshape(-1))
+            decls += _dsp_or_plain(self.ident(k, "rq"), [0], rq.reshape(-1), "int32_t")   # in the DSP array
             decls.append(_struct("ekd_conv_params", pname, fields))
             call = (f"ekd_dwconv3x3_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {self.ident(k, 'rq')}, {{out}}, "
                     "{scratch32});")
             self.steps.append(_Step(op, layer, call, [src], op.outputs[0], decls, macs,
-                                    scratch=dw3x3_scratch(oh, ow, sh),
+                                    scratch=dw3x3_scratch(oh, ow, sh, oc),
                                     overlap={src: channel_planes_overlap(ih * iw, oh * ow, oc)}))
             return
         if rq is not None and not depthwise:

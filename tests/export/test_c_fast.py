@@ -35,7 +35,7 @@ CONV_CASES = [  # ih, iw, ic, oc, k, stride, padding, act, dil[, output zero poi
     (5, 5, 4, 6, 1, 1, VALID, NONE, 1, -128),    # 4 taps (2 steps), zero point -128 without activation
     (4, 5, 10, 12, 3, 2, SAME, RELU6, 1, -128),  # RELU6 clamp with zero point -128, 90 taps
 ]
-DW_CASES = [  # ih, iw, channels, stride, padding, act
+DW_CASES = [  # ih, iw, channels, stride, padding, act[, output zero point]
     (7, 8, 3, 1, SAME, RELU),               # odd channel count
     (9, 7, 8, 2, SAME, NONE),
     (6, 5, 5, 2, VALID, RELU6),
@@ -43,7 +43,11 @@ DW_CASES = [  # ih, iw, channels, stride, padding, act
     (13, 5, 6, 1, SAME, NONE),              # DS-CNN-like: narrow rows, odd width
     (3, 3, 16, 1, SAME, NONE),              # tiny map
     (8, 11, 6, 2, SAME, NONE),              # odd width, stride 2
-    (40, 40, 2, 1, SAME, RELU),             # more than one band of accumulators per channel
+    (40, 40, 2, 1, SAME, RELU),             # large planes, two lone channels
+    (25, 5, 16, 1, SAME, RELU, -128),       # DS-CNN-like narrow map: transposed planes, zero point -128
+    (13, 4, 12, 2, SAME, RELU, -128),       # stride 2 on a narrow map (transposed), 4 channels per fill
+    (6, 7, 9, 1, VALID, NONE),              # VALID, 9 channels (two groups of 4 and a lone channel)
+    (10, 9, 4, 2, SAME, RELU6),             # stride 2, odd width, clamp
 ]
 FC_CASES = [(640, 13, RELU), (8, 5, NONE), (3, 9, RELU6), (64, 4, NONE), (37, 11, NONE)]
 
@@ -58,8 +62,9 @@ def _conv(rng, case):
 
 
 def _dw(rng, case):
-    ih, iw, c, stride, padding, act = case
-    return conv_model(rng, ih, iw, c, c, 3, stride, padding, act, depthwise=True)
+    ih, iw, c, stride, padding, act = case[:6]
+    return conv_model(rng, ih, iw, c, c, 3, stride, padding, act, depthwise=True,
+                      z_out=case[6] if len(case) > 6 else None)
 
 
 def _fc(rng, case):
