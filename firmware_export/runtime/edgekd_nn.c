@@ -611,6 +611,44 @@ static inline int32_t ekd_rq_out(int32_t acc, const int32_t *rq, int32_t lo, int
         }                                                                                            \
     } while (0)
 
+/* Bytes between a convolution's input values along y, x and channels: NHWC, or NCHW where the
+ * export folded the input's TRANSPOSE into the convolution (in_planar). */
+static void ekd_in_strides(const ekd_conv_params *p, int32_t *sy, int32_t *sx, int32_t *sc)
+{
+    *sc = p->in_planar ? p->in_h * p->in_w : 1;
+    *sx = p->in_planar ? 1 : p->in_c;
+    *sy = p->in_planar ? p->in_w : p->in_w * p->in_c;
+}
+
+/* The window of output pixel (oy, ox) as k_h * k_w * in_c raw bytes in (fy, fx, ic) order; a tap
+ * in the padding reads the input zero point (see the folded-offset kernels). */
+static void ekd_window_bytes(const ekd_conv_params *p, const int8_t *in, int32_t oy, int32_t ox, int8_t *dst)
+{
+    const int32_t in_h = p->in_h, in_w = p->in_w, in_c = p->in_c, k_h = p->k_h, k_w = p->k_w;
+    const int32_t dil_h = p->dil_h, dil_w = p->dil_w;
+    const int32_t iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
+    const int8_t zp = (int8_t)(-p->in_offset);
+    int32_t sy, sx, sc, fy, fx, c;
+    ekd_in_strides(p, &sy, &sx, &sc);
+    for (fy = 0; fy < k_h; ++fy) {
+        const int32_t iy = iy0 + fy * dil_h;
+        for (fx = 0; fx < k_w; ++fx) {
+            const int32_t ix = ix0 + fx * dil_w;
+            if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
+                const int8_t *src = in + iy * sy + ix * sx;
+                for (c = 0; c < in_c; ++c) {
+                    dst[c] = src[c * sc];
+                }
+            } else {
+                for (c = 0; c < in_c; ++c) {
+                    dst[c] = zp;
+                }
+            }
+            dst += in_c;
+        }
+    }
+}
+
 #if EKD_NN_USE_DSP
 
 /* The hot loops are hand-scheduled Thumb-2 (file-scope asm, so no optimization level or frame
@@ -753,15 +791,15 @@ __asm__(
     "    .text\n");
 
 /* The convolution GEMM: per block of 4 output channels, the first step adds to the biases, the
- * other steps-1 run an 8-step unrolled body entered (steps - 1) % 8 steps before its end (Duff's
- * device: a table of entry offsets), then the 8 outputs are requantized and stored as two words.
+ * other steps-1 run a 16-step unrolled body entered (steps - 1) % 16 steps before its end (Duff's
+ * device: a table of entry offsets in words), then the 8 outputs are requantized and stored as two words.
  * Three epilogues: sat (output zero point -128, no clamp: no rounding correction), round (the
  * (acc < 0) correction), clamp (correction and the activation clamp). */
 __asm__(
     "    .syntax unified\n"
     "    .thumb\n"
     /* one step of 2 taps for 4 channels x 2 pixels: 16 MACs (all 32-bit encodings: the Duff
-     * entry below jumps into the unrolled body by a fixed size per step) */
+     * entry below jumps into the unrolled body by a fixed size per step, 14 words) */
     "    .macro EKD_STEP42\n"
     "    ldr.w   r8, [r12], #4\n"
     "    ldr.w   r9, [r12], #4\n"
@@ -828,12 +866,12 @@ __asm__(
     "    mul     r6, r6, r5\n"
     "    add     r6, lr, r6, lsl #4\n"
     "    str     r6, [sp, #28]\n"
-    "    sub     r5, r5, #1\n"               /* steps after the first, entered (steps - 1) % 8 from the end */
-    "    and     r5, r5, #7\n"
+    "    sub     r5, r5, #1\n"               /* steps after the first, entered (steps - 1) % 16 from the end */
+    "    and     r5, r5, #15\n"
     "    adr.w   r9, 9f\n"
     "    ldrb    r5, [r9, r5]\n"
     "    adr.w   r9, 2f\n"
-    "    add     r9, r9, r5, lsl #1\n"
+    "    add     r9, r9, r5, lsl #2\n"
     "    orr     r9, r9, #1\n"
     "    str     r9, [sp, #20]\n"
     "1:  ldr     r10, [sp, #8]\n"            /* per block of 4 channels: the first step adds to the biases */
@@ -866,6 +904,14 @@ __asm__(
     "25: EKD_STEP42\n"
     "26: EKD_STEP42\n"
     "27: EKD_STEP42\n"
+    "28: EKD_STEP42\n"
+    "29: EKD_STEP42\n"
+    "30: EKD_STEP42\n"
+    "31: EKD_STEP42\n"
+    "32: EKD_STEP42\n"
+    "33: EKD_STEP42\n"
+    "34: EKD_STEP42\n"
+    "35: EKD_STEP42\n"
     "    ldr     r8, [sp, #24]\n"
     "    cmp     r12, r8\n"
     "    bne     2b\n"
@@ -905,7 +951,7 @@ __asm__(
     "    bne     1b\n"
     "    add     sp, sp, #40\n"
     "    pop     {r4-r11, pc}\n"
-    "9:  .byte   0, (27b - 2b) / 2, (26b - 2b) / 2, (25b - 2b) / 2, (24b - 2b) / 2, (23b - 2b) / 2, (22b - 2b) / 2, (21b - 2b) / 2\n"
+    "9:  .byte   0, (35b - 2b) / 4, (34b - 2b) / 4, (33b - 2b) / 4, (32b - 2b) / 4, (31b - 2b) / 4, (30b - 2b) / 4, (29b - 2b) / 4, (28b - 2b) / 4, (27b - 2b) / 4, (26b - 2b) / 4, (25b - 2b) / 4, (24b - 2b) / 4, (23b - 2b) / 4, (22b - 2b) / 4, (21b - 2b) / 4\n"
     "    .p2align 1\n"
     "    .size   \\name, . - \\name\n"
     "    .endm\n"
@@ -1317,6 +1363,128 @@ __asm__(
     "    .size   ekd_plane_fill_dsp, . - ekd_plane_fill_dsp\n"
     "    .text\n");
 
+int32_t *ekd_col_pairs_dsp(const int8_t *src, int32_t n, int32_t *dst);
+int32_t *ekd_col_rows_dsp(const int8_t *src, int32_t run, int32_t rows, int32_t row_step, int32_t *dst);
+void ekd_col_gather_dsp(const int8_t *base, const int32_t *off, int32_t groups, int32_t *dst);
+
+/* The convolution's columns (see ekd_conv_gemm_s8): whole-word runs of the window (one, or the
+ * rows of a window inside the input), and the scattered bytes of a window through a table of
+ * offsets (a first layer's few channels, or NCHW input), all widened by SXTB16 into the column's
+ * slots. */
+__asm__(
+    "    .syntax unified\n"
+    "    .thumb\n"
+    /* n (r1, a multiple of 4) bytes from r0 into column slots at r2 (per group of 4: SXTB16 gives
+     * (x0, x2) for word 0 and (x1, x3) for word 2; the next group is 4 words on); r0, r2 advance */
+    "    .macro EKD_COL_RUN\n"
+    "    tst     r1, #4\n"
+    "    beq     1f\n"
+    "    ldr     r3, [r0], #4\n"
+    "    sxtb16  r4, r3\n"
+    "    sxtb16  r3, r3, ror #8\n"
+    "    str     r4, [r2]\n"
+    "    str     r3, [r2, #8]\n"
+    "    add     r2, r2, #16\n"
+    "1:  tst     r1, #8\n"
+    "    beq     2f\n"
+    "    ldr     r3, [r0], #4\n"
+    "    ldr     r5, [r0], #4\n"
+    "    sxtb16  r4, r3\n"
+    "    sxtb16  r3, r3, ror #8\n"
+    "    sxtb16  r6, r5\n"
+    "    sxtb16  r5, r5, ror #8\n"
+    "    str     r4, [r2]\n"
+    "    str     r3, [r2, #8]\n"
+    "    str     r6, [r2, #16]\n"
+    "    str     r5, [r2, #24]\n"
+    "    add     r2, r2, #32\n"
+    "2:  bics    r12, r1, #15\n"
+    "    beq     4f\n"
+    "3:  ldr     r3, [r0], #4\n"
+    "    ldr     r5, [r0], #4\n"
+    "    ldr     r7, [r0], #4\n"
+    "    ldr     r9, [r0], #4\n"
+    "    sxtb16  r4, r3\n"
+    "    sxtb16  r3, r3, ror #8\n"
+    "    sxtb16  r6, r5\n"
+    "    sxtb16  r5, r5, ror #8\n"
+    "    sxtb16  r8, r7\n"
+    "    sxtb16  r7, r7, ror #8\n"
+    "    sxtb16  r10, r9\n"
+    "    sxtb16  r9, r9, ror #8\n"
+    "    str     r4, [r2]\n"
+    "    str     r3, [r2, #8]\n"
+    "    str     r6, [r2, #16]\n"
+    "    str     r5, [r2, #24]\n"
+    "    str     r8, [r2, #32]\n"
+    "    str     r7, [r2, #40]\n"
+    "    str     r10, [r2, #48]\n"
+    "    str     r9, [r2, #56]\n"
+    "    add     r2, r2, #64\n"
+    "    subs    r12, r12, #16\n"
+    "    bne     3b\n"
+    "4:\n"
+    "    .endm\n"
+    /* ekd_col_pairs_dsp(src, n, dst): one run; returns the next slot */
+    "    .section .text.ekd_col_pairs_dsp,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global ekd_col_pairs_dsp\n"
+    "    .type   ekd_col_pairs_dsp, %function\n"
+    "    .thumb_func\n"
+    "ekd_col_pairs_dsp:\n"
+    "    push    {r4-r10}\n"
+    "    EKD_COL_RUN\n"
+    "    mov     r0, r2\n"
+    "    pop     {r4-r10}\n"
+    "    bx      lr\n"
+    "    .size   ekd_col_pairs_dsp, . - ekd_col_pairs_dsp\n"
+    /* ekd_col_rows_dsp(src, run, rows, row_step, dst): rows runs of run bytes, row_step apart (a
+     * window inside the input, NHWC, whole-word runs) */
+    "    .section .text.ekd_col_rows_dsp,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global ekd_col_rows_dsp\n"
+    "    .type   ekd_col_rows_dsp, %function\n"
+    "    .thumb_func\n"
+    "ekd_col_rows_dsp:\n"
+    "    push    {r4-r11, lr}\n"
+    "    mov     r11, r2\n"
+    "    sub     lr, r3, r1\n"               /* from a run's end to the next run */
+    "    ldr     r2, [sp, #36]\n"
+    "5:  EKD_COL_RUN\n"
+    "    add     r0, r0, lr\n"
+    "    subs    r11, r11, #1\n"
+    "    bne     5b\n"
+    "    pop     {r4-r11, pc}\n"
+    "    .size   ekd_col_rows_dsp, . - ekd_col_rows_dsp\n"
+    /* ekd_col_gather_dsp(base, off, groups, dst): groups x 4 taps of a window inside the input,
+     * the bytes at base + off[t], paired as above */
+    "    .section .text.ekd_col_gather_dsp,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global ekd_col_gather_dsp\n"
+    "    .type   ekd_col_gather_dsp, %function\n"
+    "    .thumb_func\n"
+    "ekd_col_gather_dsp:\n"
+    "    push    {r4-r7}\n"
+    "1:  ldr     r4, [r1], #4\n"
+    "    ldr     r5, [r1], #4\n"
+    "    ldr     r6, [r1], #4\n"
+    "    ldr     r7, [r1], #4\n"
+    "    ldrsb   r4, [r0, r4]\n"
+    "    ldrsb   r6, [r0, r6]\n"
+    "    ldrsb   r5, [r0, r5]\n"
+    "    ldrsb   r7, [r0, r7]\n"
+    "    pkhbt   r4, r4, r6, lsl #16\n"
+    "    pkhbt   r5, r5, r7, lsl #16\n"
+    "    str     r4, [r3]\n"
+    "    str     r5, [r3, #8]\n"
+    "    add     r3, r3, #16\n"
+    "    subs    r2, r2, #1\n"
+    "    bne     1b\n"
+    "    pop     {r4-r7}\n"
+    "    bx      lr\n"
+    "    .size   ekd_col_gather_dsp, . - ekd_col_gather_dsp\n"
+    "    .text\n");
+
 static int32_t ekd_dup16(int32_t v)
 {
     return (int32_t)(((uint32_t)(uint16_t)v << 16) | (uint16_t)v);
@@ -1362,47 +1530,18 @@ static int32_t *ekd_pad_pairs(int32_t pair, int32_t n, int32_t *dst, int32_t gap
     return dst;
 }
 
-/* n bytes, a word at a time (unaligned words are single loads and stores on these cores) */
-static int8_t *ekd_copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
-{
-    for (; n >= 4; n -= 4) {
-        const int32_t v = ekd_read4(src);
-        __builtin_memcpy(dst, &v, 4);
-        src += 4;
-        dst += 4;
-    }
-    for (; n > 0; --n) {
-        *dst++ = *src++;
-    }
-    return dst;
-}
 
-/* one column of the 2-column block: per group of 4 taps, words 0 and 2 (pixel 0) or 1 and 3 (pixel 1) */
-static void ekd_column_dsp(const ekd_conv_params *p, const int8_t *in, int32_t oy, int32_t ox, int32_t *col,
-                           int8_t *bytes, int32_t k4)
+/* one column of the 2-column block (NHWC input, in_c % 4 == 0): per group of 4 taps, words 0 and 2
+ * (pixel 0) or 1 and 3 (pixel 1); every run of the (fy, fx, ic) order is whole words */
+static void ekd_column_dsp(const ekd_conv_params *p, const int8_t *in, int32_t oy, int32_t ox, int32_t *col)
 {
-    const int8_t zp = (int8_t)(-p->in_offset);
-    if ((p->in_c & 3) == 0) {   /* every run is whole words of the (fy, fx, ic) order */
-        const int32_t pad = ekd_dup16(zp);
-        int32_t *d = col;
-#define EKD_RUN_DSP(src, n) d = ekd_pairs((src), (n), d, 2, 4)
+    const int32_t pad = ekd_dup16(-p->in_offset);
+    int32_t *d = col;
+#define EKD_RUN_DSP(src, n) d = ekd_col_pairs_dsp((src), (n), d)
 #define EKD_PAD_DSP(n) d = ekd_pad_pairs(pad, (n), d, 2, 4)
-        EKD_GATHER(p, in, oy, ox, EKD_RUN_DSP, EKD_PAD_DSP);
+    EKD_GATHER(p, in, oy, ox, EKD_RUN_DSP, EKD_PAD_DSP);
 #undef EKD_RUN_DSP
 #undef EKD_PAD_DSP
-    } else {                    /* gather bytes first, zero the tail to a multiple of 4, then widen */
-        int8_t *b = bytes;
-        int32_t i;
-#define EKD_RUN_BYTES(src, n) b = ekd_copy_bytes(b, (src), (n))
-#define EKD_PAD_BYTES(n) do { for (i = 0; i < (n); ++i) b[i] = zp; b += (n); } while (0)
-        EKD_GATHER(p, in, oy, ox, EKD_RUN_BYTES, EKD_PAD_BYTES);
-#undef EKD_RUN_BYTES
-#undef EKD_PAD_BYTES
-        while (b < bytes + 4 * k4) {
-            *b++ = 0;
-        }
-        ekd_pairs(bytes, 4 * k4, col, 2, 4);
-    }
 }
 
 #else /* plain C */
@@ -1413,6 +1552,15 @@ static void ekd_column_plain(const ekd_conv_params *p, const int8_t *in, int32_t
     const int16_t zp = (int16_t)(-p->in_offset);
     int16_t *d = col;
     int32_t i;
+    if (p->in_planar) {   /* gathered as bytes at the column's end, then widened from the front */
+        const int32_t k = p->k_h * p->k_w * p->in_c;
+        int8_t *b = (int8_t *)(col + k) - k;
+        ekd_window_bytes(p, in, oy, ox, b);
+        for (i = 0; i < k; ++i) {
+            d[i] = b[i];
+        }
+        return;
+    }
 #define EKD_RUN_PLAIN(src, n) do { for (i = 0; i < (n); ++i) d[i] = (src)[i]; d += (n); } while (0)
 #define EKD_PAD_PLAIN(n) do { for (i = 0; i < (n); ++i) d[i] = zp; d += (n); } while (0)
     EKD_GATHER(p, in, oy, ox, EKD_RUN_PLAIN, EKD_PAD_PLAIN);
@@ -1462,6 +1610,49 @@ static int32_t ekd_dot1(const int16_t *c, const int8_t *w, int32_t n)
 
 #endif
 
+#if EKD_NN_USE_DSP
+
+enum { EKD_COL_POINTWISE, EKD_COL_ROWS, EKD_COL_RUNS, EKD_COL_GATHER };
+
+/* What building one pixel's column needs, computed once per layer. */
+typedef struct {
+    const ekd_conv_params *p;
+    const int8_t *in;
+    const int32_t *off;     /* EKD_COL_GATHER: the window's byte offsets */
+    int8_t *bytes;          /* EKD_COL_GATHER: a border window's bytes */
+    int32_t kind, sy, sx, stride_h, stride_w, pad_h, pad_w, span_y, span_x, in_h, in_w;
+    int32_t run, rows, row_step, k, k4;
+} ekd_col_ctx;
+
+/* Output pixel (oy, ox)'s column into its slots: a window inside the input by whole rows (NHWC,
+ * in_c % 4 == 0, no horizontal dilation) or through the offset table; one over the border (or
+ * with dilated rows) run by run, or as bytes. */
+static void ekd_column(const ekd_col_ctx *c, int32_t oy, int32_t ox, int32_t *col)
+{
+    const int32_t iy0 = oy * c->stride_h - c->pad_h, ix0 = ox * c->stride_w - c->pad_w;
+    int32_t i;
+    if (iy0 >= 0 && ix0 >= 0 && iy0 + c->span_y < c->in_h && ix0 + c->span_x < c->in_w) {
+        const int8_t *base = c->in + iy0 * c->sy + ix0 * c->sx;
+        if (c->kind == EKD_COL_ROWS) {
+            ekd_col_rows_dsp(base, c->run, c->rows, c->row_step, col);
+            return;
+        }
+        if (c->kind == EKD_COL_GATHER) {
+            ekd_col_gather_dsp(base, c->off, c->k4, col);
+            return;
+        }
+    }
+    if (c->kind != EKD_COL_GATHER) {
+        ekd_column_dsp(c->p, c->in, oy, ox, col);
+        return;
+    }
+    ekd_window_bytes(c->p, c->in, oy, ox, c->bytes);
+    for (i = c->k; i < 4 * c->k4; ++i) {   /* zero taps to a multiple of 4 */
+        c->bytes[i] = 0;
+    }
+    ekd_col_pairs_dsp(c->bytes, 4 * c->k4, col);
+}
+
 void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
                       int8_t *out, int32_t *scratch)
 {
@@ -1469,18 +1660,53 @@ void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
     const int32_t out_w = p->out_w, out_c = p->out_c, npix = p->out_h * p->out_w;
     const int32_t lo = p->act_min, hi = p->act_max;
     int8_t *tmp = (int8_t *)(scratch + 4 * k4);        /* outputs of a last, partial group */
-    int32_t pix, j;
-#if EKD_NN_USE_DSP
     int8_t *last = tmp + 4 * ((2 * out_c + 3) / 4);   /* a last block of fewer than 4 channels */
-    int8_t *bytes = last + 8;
+    int8_t *bytes = last + 8;                          /* a border window's bytes (gather) */
+    int32_t *off = (int32_t *)(void *)(bytes + 4 * k4);   /* the window's byte offsets (gather) */
     const int32_t blocks = out_c / 4, rest = out_c % 4, steps = 2 * k4;
-    /* a 1x1 kernel over every pixel: each column is the input pixel itself */
-    const int pointwise = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0
-                          && p->pad_w == 0 && p->in_h == p->out_h && p->in_w == p->out_w && (k & 3) == 0;
     const int full = lo == -128 && hi == 127;
     void (*gemm)(const ekd_gemm_job *) = !full ? ekd_gemm_4x2_clamp_dsp
                                          : p->out_offset == -128 ? ekd_gemm_4x2_sat_dsp : ekd_gemm_4x2_round_dsp;
     ekd_gemm_job job, tail;
+    ekd_col_ctx cc;
+    int32_t pix, j, oy = 0, ox = 0, sc;
+    cc.p = p;
+    cc.in = in;
+    cc.off = off;
+    cc.bytes = bytes;
+    ekd_in_strides(p, &cc.sy, &cc.sx, &sc);
+    cc.stride_h = p->stride_h;
+    cc.stride_w = p->stride_w;
+    cc.pad_h = p->pad_h;
+    cc.pad_w = p->pad_w;
+    cc.span_y = (p->k_h - 1) * p->dil_h;
+    cc.span_x = (p->k_w - 1) * p->dil_w;
+    cc.in_h = p->in_h;
+    cc.in_w = p->in_w;
+    cc.run = p->k_w * p->in_c;
+    cc.rows = p->k_h;
+    cc.row_step = p->dil_h * cc.sy;
+    cc.k = k;
+    cc.k4 = k4;
+    if (p->in_planar || (p->in_c & 3) != 0) {   /* a first layer's few channels or NCHW input */
+        int32_t fy, fx, c, t = 0;
+        cc.kind = EKD_COL_GATHER;
+        for (fy = 0; fy < p->k_h; ++fy) {
+            for (fx = 0; fx < p->k_w; ++fx) {
+                for (c = 0; c < p->in_c; ++c) {
+                    off[t++] = fy * p->dil_h * cc.sy + fx * p->dil_w * cc.sx + c * sc;
+                }
+            }
+        }
+        for (; t < 4 * k4; ++t) {   /* taps past K have zero weights: any byte of the window */
+            off[t] = 0;
+        }
+    } else if (p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0
+               && p->pad_w == 0 && p->in_h == p->out_h && p->in_w == p->out_w) {
+        cc.kind = EKD_COL_POINTWISE;   /* a 1x1 kernel over every pixel: the column is the pixel */
+    } else {
+        cc.kind = p->dil_w == 1 ? EKD_COL_ROWS : EKD_COL_RUNS;
+    }
     job.cols = scratch;
     job.w = (const int32_t *)(const void *)w;
     job.rq = rq;
@@ -1495,19 +1721,18 @@ void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
     tail.out = last;
     tail.out_stride = 4;
     tail.blocks = 1;
-#else
-    int16_t *col = (int16_t *)scratch;                /* 2 columns of k int16 */
-    int32_t c;
-#endif
     for (pix = 0; pix < npix; pix += EKD_GEMM_PIXELS) {
         const int32_t n = npix - pix < EKD_GEMM_PIXELS ? npix - pix : EKD_GEMM_PIXELS;
         int8_t *dst = n == EKD_GEMM_PIXELS ? out + pix * out_c : tmp;
-#if EKD_NN_USE_DSP
         for (j = 0; j < n; ++j) {   /* a partial group computes a stale column into tmp */
-            if (pointwise) {
-                ekd_pairs(in + (pix + j) * k, 4 * k4, scratch + j, 2, 4);
+            if (cc.kind == EKD_COL_POINTWISE) {
+                ekd_col_pairs_dsp(in + (pix + j) * k, 4 * k4, scratch + j);
             } else {
-                ekd_column_dsp(p, in, (pix + j) / out_w, (pix + j) % out_w, scratch + j, bytes, k4);
+                ekd_column(&cc, oy, ox, scratch + j);
+            }
+            if (++ox == out_w) {
+                ox = 0;
+                ++oy;
             }
         }
         if (blocks) {
@@ -1521,7 +1746,28 @@ void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
                 dst[out_c + 4 * blocks + j] = last[4 + j];
             }
         }
-#else
+        if (n < EKD_GEMM_PIXELS) {
+            for (j = 0; j < n * out_c; ++j) {
+                out[pix * out_c + j] = tmp[j];
+            }
+        }
+    }
+}
+
+#else /* plain C */
+
+void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
+                      int8_t *out, int32_t *scratch)
+{
+    const int32_t k = p->k_h * p->k_w * p->in_c, k4 = (k + 3) / 4;
+    const int32_t out_w = p->out_w, out_c = p->out_c, npix = p->out_h * p->out_w;
+    const int32_t lo = p->act_min, hi = p->act_max;
+    int8_t *tmp = (int8_t *)(scratch + 4 * k4);        /* outputs of a last, partial group */
+    int16_t *col = (int16_t *)scratch;                /* 2 columns of k int16 */
+    int32_t pix, j, c;
+    for (pix = 0; pix < npix; pix += EKD_GEMM_PIXELS) {
+        const int32_t n = npix - pix < EKD_GEMM_PIXELS ? npix - pix : EKD_GEMM_PIXELS;
+        int8_t *dst = n == EKD_GEMM_PIXELS ? out + pix * out_c : tmp;
         for (j = 0; j < n; ++j) {
             ekd_column_plain(p, in, (pix + j) / out_w, (pix + j) % out_w, col + j * k);
         }
@@ -1538,7 +1784,6 @@ void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
                 dst[j * out_c + c] = (int8_t)ekd_rq_out(acc[j], r, lo, hi);
             }
         }
-#endif
         if (n < EKD_GEMM_PIXELS) {
             for (j = 0; j < n * out_c; ++j) {
                 out[pix * out_c + j] = tmp[j];
@@ -1546,6 +1791,8 @@ void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
         }
     }
 }
+
+#endif
 
 void ekd_fc_gemv_s8(const ekd_fc_params *p, const int8_t *in, const int8_t *w, const int32_t *rq, int8_t *out,
                     int32_t *scratch)
@@ -1755,13 +2002,137 @@ void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
 
 #endif
 
+#if EKD_NN_USE_DSP
+
+typedef struct {
+    const int8_t *a;        /* 0 */
+    const int8_t *b;        /* 4 */
+    const int32_t *lut_a;   /* 8: the entry of value 0 (indexed by the signed value) */
+    const int32_t *lut_b;   /* 12 */
+    int8_t *out;            /* 16 */
+    int32_t n;              /* 20: elements, a multiple of 4, >= 4 */
+    int32_t m, r, rnd;      /* 24, 28, 32: the output's requantization */
+    int32_t lo4, hi4;       /* 36, 40: activation clamp in all four bytes */
+} ekd_add_job;
+
+typedef char ekd_check_add_job[(offsetof(ekd_add_job, hi4) == 40 && offsetof(ekd_add_job, rnd) == 32) ? 1 : -1];
+
+void ekd_add_lut_sat_dsp(const ekd_add_job *job);
+void ekd_add_lut_round_dsp(const ekd_add_job *job);
+void ekd_add_lut_clamp_dsp(const ekd_add_job *job);
+
+/* Four elements per pass: a word of each input, each byte SXTB'd into its (doubled) table entry,
+ * the sum requantized as in the GEMM's epilogues and packed back into a word. */
+__asm__(
+    "    .syntax unified\n"
+    "    .thumb\n"
+    /* one element: byte k of A and B through the tables, their sum requantized into byte k of r11 */
+    "    .macro EKD_ADD1 rot, pos, mode\n"
+    "    .if \\rot == 0\n"
+    "    sxtb    r12, r4\n"
+    "    sxtb    lr, r5\n"
+    "    .else\n"
+    "    sxtb    r12, r4, ror #\\rot\n"
+    "    sxtb    lr, r5, ror #\\rot\n"
+    "    .endif\n"
+    "    ldr     r12, [r2, r12, lsl #2]\n"
+    "    ldr     lr, [r3, lr, lsl #2]\n"
+    "    add     r12, r12, lr\n"
+    "    .if \\mode == 0\n"
+    "    smmlar  r12, r12, r8, r10\n"
+    "    .else\n"
+    "    smmlar  lr, r12, r8, r10\n"
+    "    add     r12, lr, r12, asr #31\n"
+    "    .endif\n"
+    "    asr     r12, r12, r9\n"
+    "    ssat    r12, #8, r12\n"
+    "    .if \\pos == 0\n"
+    "    mov     r11, r12\n"
+    "    .else\n"
+    "    bfi     r11, r12, #\\pos, #8\n"
+    "    .endif\n"
+    "    .endm\n"
+    "    .macro EKD_ADDLUT name, mode\n"
+    "    .section .text.\\name,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global \\name\n"
+    "    .type   \\name, %function\n"
+    "    .thumb_func\n"
+    "\\name:\n"
+    "    push    {r4-r11, lr}\n"
+    "    sub     sp, sp, #8\n"
+    "    ldr     r7, [r0, #36]\n"
+    "    ldr     r4, [r0, #40]\n"
+    "    str     r7, [sp, #0]\n"
+    "    str     r4, [sp, #4]\n"
+    "    ldr     r1, [r0, #4]\n"
+    "    ldr     r2, [r0, #8]\n"
+    "    ldr     r3, [r0, #12]\n"
+    "    ldr     r6, [r0, #16]\n"
+    "    ldr     r7, [r0, #20]\n"
+    "    ldr     r8, [r0, #24]\n"
+    "    ldr     r9, [r0, #28]\n"
+    "    ldr     r10, [r0, #32]\n"
+    "    ldr     r0, [r0, #0]\n"
+    "    add     r7, r6, r7\n"               /* the output's end */
+    "1:  ldr     r4, [r0], #4\n"
+    "    ldr     r5, [r1], #4\n"
+    "    EKD_ADD1 0, 0, \\mode\n"
+    "    EKD_ADD1 8, 8, \\mode\n"
+    "    EKD_ADD1 16, 16, \\mode\n"
+    "    EKD_ADD1 24, 24, \\mode\n"
+    "    .if \\mode == 2\n"
+    "    ldr     r12, [sp, #0]\n"
+    "    ldr     lr, [sp, #4]\n"
+    "    ssub8   r4, r11, r12\n"
+    "    sel     r11, r11, r12\n"
+    "    ssub8   r4, lr, r11\n"
+    "    sel     r11, r11, lr\n"
+    "    .endif\n"
+    "    str     r11, [r6], #4\n"
+    "    cmp     r6, r7\n"
+    "    bne     1b\n"
+    "    add     sp, sp, #8\n"
+    "    pop     {r4-r11, pc}\n"
+    "    .size   \\name, . - \\name\n"
+    "    .endm\n"
+    "    EKD_ADDLUT ekd_add_lut_sat_dsp, 0\n"
+    "    EKD_ADDLUT ekd_add_lut_round_dsp, 1\n"
+    "    EKD_ADDLUT ekd_add_lut_clamp_dsp, 2\n"
+    "    .text\n");
+
+#endif
+
 void ekd_add_lut_s8(const ekd_add_params *p, const int8_t *a, const int8_t *b, const int32_t *lut,
                     const int32_t *rq, int8_t *out)
 {
+    /* DSP: the tables hold twice TFLite's rescaled values (the doubled accumulator SMMLAR needs) */
     const int32_t size = p->size, lo = p->act_min, hi = p->act_max;
     const int32_t *lut_a = lut + 128, *lut_b = lut + 384;
-    int32_t i;
-    for (i = 0; i < size; ++i) {
+    int32_t i = 0;
+#if EKD_NN_USE_DSP
+    const int full = lo == -128 && hi == 127;
+    ekd_add_job job;
+    job.a = a;
+    job.b = b;
+    job.lut_a = lut_a;
+    job.lut_b = lut_b;
+    job.out = out;
+    job.n = size & ~3;
+    job.m = rq[0];
+    job.r = rq[1];
+    job.rnd = rq[2];
+    job.lo4 = ekd_dup8(lo);
+    job.hi4 = ekd_dup8(hi);
+    if (job.n) {
+        (!full ? ekd_add_lut_clamp_dsp : p->out_offset == -128 ? ekd_add_lut_sat_dsp : ekd_add_lut_round_dsp)(&job);
+    }
+    for (i = job.n; i < size; ++i) {
+        out[i] = (int8_t)ekd_rq_out((lut_a[a[i]] + lut_b[b[i]]) / 2, rq, lo, hi);
+    }
+#else
+    for (; i < size; ++i) {
         out[i] = (int8_t)ekd_rq_out(lut_a[a[i]] + lut_b[b[i]], rq, lo, hi);
     }
+#endif
 }

@@ -81,6 +81,7 @@ typedef struct {
     int32_t in_offset;           /* -input zero point */
     int32_t out_offset;          /* output zero point */
     int32_t act_min, act_max;    /* fused activation clamp, in output quantized units */
+    int32_t in_planar;           /* ekd_conv_gemm_s8: 1 when the input is NCHW (a TRANSPOSE folded in) */
 } ekd_conv_params;
 
 typedef struct {
@@ -168,9 +169,10 @@ void ekd_copy_s8(const int8_t *in, int8_t *out, int32_t n);
  * (zero rows complete the last block), for each group of 4 taps in (fy, fx, ic) order (zero padded
  * to a multiple of 4), two steps: taps (0, 2) then taps (1, 3), each the 4 channels' int16 pairs;
  * DSP requantization records hold the bias doubled. Scratch: EKD_CONV_GEMM_SCRATCH(k_h * k_w * in_c,
- * out_c) bytes. */
+ * out_c, gather) bytes, gather = in_planar or in_c % 4 != 0 (a table of the window's offsets). */
 #define EKD_GEMM_PIXELS 2
-#define EKD_CONV_GEMM_SCRATCH(k, out_c) (20 * (((k) + 3) / 4) + 4 * ((2 * (out_c) + 3) / 4) + 8)
+#define EKD_CONV_GEMM_SCRATCH(k, out_c, gather) \
+    (20 * (((k) + 3) / 4) + 4 * ((2 * (out_c) + 3) / 4) + 8 + ((gather) ? 16 * (((k) + 3) / 4) : 0))
 void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
                       int8_t *out, int32_t *scratch);
 
@@ -192,7 +194,8 @@ void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
 
 /* ADD with each input's rescaling (TFLite's left shift 20 and per-input multiplier) read from
  * a table of 256 int32 per input (lut[0..255] for a + 128, lut[256..511] for b + 128), then the
- * output requantization of one EKD_RQ_WORDS record (its bias unused). */
+ * output requantization of one EKD_RQ_WORDS record (its bias unused). The DSP build takes the
+ * tables doubled (the doubled sum is what its SMMLAR requantization needs). */
 void ekd_add_lut_s8(const ekd_add_params *p, const int8_t *a, const int8_t *b, const int32_t *lut,
                     const int32_t *rq, int8_t *out);
 

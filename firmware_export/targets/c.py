@@ -242,9 +242,9 @@ def dw3x3_scratch(out_h: int, out_w: int, stride: int, channels: int) -> int:
     return max(planes(rows, cols, 4 if channels >= 4 else 1), planes(out_h, out_w, 1))
 
 
-def conv_gemm_scratch(k: int, out_c: int) -> int:
-    """Bytes of EKD_CONV_GEMM_SCRATCH(k, out_c)."""
-    return 20 * ((k + 3) // 4) + 4 * ((2 * out_c + 3) // 4) + 8
+def conv_gemm_scratch(k: int, out_c: int, gather: bool = False) -> int:
+    """Bytes of EKD_CONV_GEMM_SCRATCH(k, out_c, gather)."""
+    return 20 * ((k + 3) // 4) + 4 * ((2 * out_c + 3) // 4) + 8 + (16 * ((k + 3) // 4) if gather else 0)
 
 
 def fc_gemv_scratch(in_n: int) -> int:
@@ -310,7 +310,8 @@ class _Lowering:
 
     def run(self) -> list:
         self.fused_pads = self._fusable_pads()
-        skip = {v[3] for v in self.fused_pads.values()}
+        self.fused_transposes = self._fusable_transposes()
+        skip = {v[3] for v in self.fused_pads.values()} | {v[1] for v in self.fused_transposes.values()}
         for op in self.g.operators:
             layer = self.layer_name(op)
             if op.op in ("DEQUANTIZE", "QUANTIZE") and any(
@@ -358,6 +359,49 @@ class _Lowering:
                     continue
             fused[padded] = (op.inputs[0], int(pads[1, 0]), int(pads[2, 0]), op.index)
         return fused
+
+    def _fusable_transposes(self) -> dict:
+        """NCHW -> NHWC TRANSPOSEs (perm 0, 2, 3, 1: a torch model's image input) whose only reader is
+        a CONV_2D that runs on ekd_conv_gemm_s8, directly or through a PAD it fuses:
+        {transposed tensor: (source tensor, op index)}. The convolution reads the NCHW source itself
+        (in_planar), so neither the copy nor its buffer exist."""
+        readers: dict = {}
+        for op in self.g.operators:
+            for i in op.inputs:
+                if i >= 0:
+                    readers.setdefault(i, []).append(op)
+        fused = {}
+        for op in self.g.operators:
+            if op.op != "TRANSPOSE" or len(op.inputs) < 2:
+                continue
+            out = op.outputs[0]
+            users = readers.get(out, [])
+            src, perm_t, dst = self.g.tensors[op.inputs[0]], self.g.tensors[op.inputs[1]], self.g.tensors[out]
+            if len(users) == 1 and users[0].op in ("PAD", "PADV2") and users[0].outputs[0] in self.fused_pads:
+                users = readers[users[0].outputs[0]]       # the fused PAD's convolution, reading it as input 0
+                reads = True
+            else:
+                reads = len(users) == 1 and users[0].inputs[0] == out
+            if (out in self.g.outputs or len(users) != 1 or users[0].op != "CONV_2D" or not reads
+                    or perm_t.data is None or [int(v) for v in perm_t.data.reshape(-1)] != [0, 2, 3, 1]
+                    or len(src.shape) != 4 or src.shape[0] != 1 or src.scale is None or dst.scale is None
+                    or not np.array_equal(src.scale, dst.scale) or not np.array_equal(src.zero_point, dst.zero_point)
+                    or not self._runs_on_gemm(users[0])):
+                continue
+            fused[out] = (op.inputs[0], op.index)
+        return fused
+
+    def _runs_on_gemm(self, op) -> bool:
+        """Whether a CONV_2D gets ekd_conv_gemm_s8 (its requantization records exist, see _conv)."""
+        inp, w, out = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+        if not w.is_constant or w.scale is None or inp.scale is None or out.scale is None or len(w.shape) != 4:
+            return False
+        try:
+            mult, shift = self._per_channel(op, self.layer_name(op), inp, w, out, w.shape[0])
+        except ExportError:
+            return False
+        return folded_requant(w.data.reshape(w.shape[0], -1), self._bias(op), int(inp.zero_point[0]),
+                              int(out.zero_point[0]), mult, shift) is not None
 
     # conv-like ---------------------------------------------------------------------------------
     def _per_channel(self, op, layer, inp, w, out, n_out):
@@ -428,11 +472,13 @@ class _Lowering:
             eoh, eow, ph, pw = valid_out(ih, kh, sh, dh), valid_out(iw, kw, sw, dw), 0, 0
         if (eoh, eow) != (oh, ow):
             raise ExportError(f"layer {layer!r}: output {oh}x{ow} does not match the computed {eoh}x{eow}")
-        src = op.inputs[0]
+        src, planar = op.inputs[0], 0
         if src in self.fused_pads:     # read the PAD's input; its padding joins the convolution's
             src, top, left, _ = self.fused_pads[src]
             ih, iw, _ = _nhwc(self.g.tensors[src], layer)
             ph, pw = ph + top, pw + left
+        if src in self.fused_transposes:   # read the NCHW tensor the TRANSPOSE would have copied
+            src, planar = self.fused_transposes[src][0], 1
         _, zin = _q1(inp, "input", layer)
         s_out, zout = _q1(out, "output", layer)
         lo, hi = activation_range(o.get("fusedActivationFunction", 0), s_out, zout)
@@ -446,7 +492,7 @@ class _Lowering:
         pname = self.ident(k, "p")
         fields = dict(in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw, stride_h=sh,
                       stride_w=sw, dil_h=dh, dil_w=dw, pad_h=ph, pad_w=pw, depth_multiplier=dm,
-                      in_offset=-zin, out_offset=zout, act_min=lo, act_max=hi)
+                      in_offset=-zin, out_offset=zout, act_min=lo, act_max=hi, in_planar=planar)
         macs = oh * ow * oc * kh * kw * (1 if depthwise else ic)
         w_oc = w.data.reshape(kh * kw, oc).T if depthwise else w.data.reshape(oc, -1)   # (oc, taps)
         rq = folded_requant(w_oc, self._bias(op), zin, zout, mult, shift)
@@ -475,9 +521,9 @@ class _Lowering:
             call = (f"ekd_conv_gemm_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {self.ident(k, 'rq')}, {{out}}, "
                     "{scratch32});")
             self.steps.append(_Step(op, layer, call, [src], op.outputs[0], decls, macs,
-                                    scratch=conv_gemm_scratch(kk, oc),
-                                    overlap={src: gathered_groups_overlap((ih, iw, ic), (oh, ow, oc), (sh, sw),
-                                                                          (ph, pw), 2)}))
+                                    scratch=conv_gemm_scratch(kk, oc, gather=bool(planar) or ic % 4 != 0),
+                                    overlap={} if planar else {src: gathered_groups_overlap(
+                                        (ih, iw, ic), (oh, ow, oc), (sh, sw), (ph, pw), 2)}))
             return
         decls, bname = self._weights_decls(k, w, self._bias(op), mult, shift, oc)
         decls.append(_struct("ekd_conv_params", pname, fields))
@@ -593,8 +639,8 @@ class _Lowering:
                              2 * int(np.abs(lut).max()), 0)
         if rq is None:
             return f"ekd_add_s8(&{pname}, {{in0}}, {{in1}}, {{out}});", []
-        tables = [cgen.array_declare(self.ident(k, "lut"), lut.reshape(-1), "int32_t", align=4),
-                  cgen.array_declare(self.ident(k, "rq"), rq.reshape(-1), "int32_t", align=4)]
+        tables = _dsp_or_plain(self.ident(k, "lut"), 2 * lut.reshape(-1), lut.reshape(-1), "int32_t")
+        tables.append(cgen.array_declare(self.ident(k, "rq"), rq.reshape(-1), "int32_t", align=4))
         return (f"ekd_add_lut_s8(&{pname}, {{in0}}, {{in1}}, {self.ident(k, 'lut')}, {self.ident(k, 'rq')}, {{out}});",
                 tables)
 
