@@ -450,7 +450,35 @@ static void ekd_pool_s8(const ekd_pool_params *p, const int8_t *in, int8_t *out,
             const int32_t fx1 = k_w < in_w - ix0 ? k_w : in_w - ix0;
             const int32_t count = (fy1 - fy0) * (fx1 - fx0);
             int8_t *o = out + (oy * out_w + ox) * ch;
-            for (c = 0; c < ch; ++c) {
+            c = 0;
+#if EKD_NN_USE_DSP
+            if (!is_max && count <= 255) {
+                /* four channels per pass in int16 lanes (|sum| <= 128 * 255 fits): a word of the
+                 * window's pixel, SXTB16 into (c, c+2) and (c+1, c+3), SADD16 */
+                for (; c + 4 <= ch; c += 4) {
+                    int16x2_t se = 0, so = 0;
+                    int32_t s[4], i;
+                    for (fy = fy0; fy < fy1; ++fy) {
+                        const int8_t *x = in + ((iy0 + fy) * in_w + ix0 + fx0) * ch + c;
+                        for (fx = fx0; fx < fx1; ++fx) {
+                            const int32_t v = ekd_read4(x);
+                            se = __sadd16(se, __sxtb16(v));
+                            so = __sadd16(so, ekd_sxtb16_ror8(v));
+                            x += ch;
+                        }
+                    }
+                    s[0] = (int16_t)se;
+                    s[1] = (int16_t)so;
+                    s[2] = (int32_t)se >> 16;
+                    s[3] = (int32_t)so >> 16;
+                    for (i = 0; i < 4; ++i) {
+                        const int32_t acc = s[i] > 0 ? (s[i] + count / 2) / count : (s[i] - count / 2) / count;
+                        o[c + i] = (int8_t)ekd_clamp(acc, lo, hi);
+                    }
+                }
+            }
+#endif
+            for (; c < ch; ++c) {
                 int32_t acc = is_max ? -128 : 0;
                 for (fy = fy0; fy < fy1; ++fy) {
                     const int8_t *x = in + ((iy0 + fy) * in_w + ix0) * ch + c;

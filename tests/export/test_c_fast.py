@@ -15,7 +15,7 @@ if shutil.which("gcc") is None:
 
 from ai_edge_litert import schema_py_generated as fb  # noqa: E402
 from test_c_kernels import (NONE, RELU, RELU6, SAME, VALID, _not_trivial, check_exact, conv_model,  # noqa: E402
-                            fc_model)
+                            fc_model, pool_model)
 
 from firmware_export.targets import arena  # noqa: E402
 from firmware_export.targets.c import folded_requant, plan_arena, requant_records  # noqa: E402
@@ -57,6 +57,11 @@ ADD_CASES = [  # h, w, channels, act, output zero point: ADD(x, conv(x))
     (5, 6, 8, RELU, -128),                  # ResNet's residual: zero point -128, 240 elements
     (3, 5, 5, NONE, None),                  # 75 elements: a tail of 3
     (4, 3, 3, RELU6, None),                 # clamp, 36 elements
+]
+POOL_CASES = [  # ih, iw, channels, k, stride, padding, act: average pooling
+    (8, 8, 8, 8, 1, VALID, NONE),           # ResNet-8's global pool, 4 channels per pass
+    (7, 9, 6, 3, 2, SAME, RELU6),           # 6 channels (4 per pass and 2 alone), clipped windows, clamp
+    (17, 17, 4, 16, 1, VALID, NONE),        # 256 values per window: past the int16 lanes, the plain loop
 ]
 NCHW_CASES = [  # ih, iw, ic, oc, (kh, kw), stride, padding, act, dil, output zero point: an NCHW input
     (13, 11, 3, 8, (3, 3), 2, SAME, RELU, 1, -128),   # MobileNet's first layer, shrunk
@@ -156,6 +161,10 @@ def _add(rng, case):
     return residual_add(conv_model(rng, h, w, c, c, 1, 1, SAME, NONE), rng, act, z_out)
 
 
+def _pool(rng, case):
+    return pool_model(rng, fb.BuiltinOperator.AVERAGE_POOL_2D, *case)
+
+
 def _nchw(rng, case):
     ih, iw, ic, oc, k, stride, padding, act, dil, z_out = case
     return nchw_input(conv_model(rng, ih, iw, ic, oc, k, stride, padding, act, dil=dil, z_out=z_out))
@@ -176,7 +185,8 @@ MODELS = ([("conv", _conv, c, "ekd_conv_gemm_s8") for c in CONV_CASES]
           + [("dw", _dw, c, "ekd_dwconv3x3_s8") for c in DW_CASES]
           + [("fc", _fc, c, "ekd_fc_gemv_s8") for c in FC_CASES]
           + [("nchw", _nchw, c, ".in_planar = 1") for c in NCHW_CASES]
-          + [("add", _add, c, "ekd_add_lut_s8") for c in ADD_CASES])
+          + [("add", _add, c, "ekd_add_lut_s8") for c in ADD_CASES]
+          + [("pool", _pool, c, "ekd_avgpool_s8") for c in POOL_CASES])
 
 
 def _build(tmp_path, kind, make, case, kernel, n=12):
