@@ -1005,22 +1005,26 @@ typedef struct {
 } ekd_dw_job;
 
 typedef struct {
-    const int8_t *src;      /* 0: channel c of the first input value copied (used up by the call) */
-    int16_t *dst;           /* 4: its place in plane c (word aligned; used up) */
-    int32_t pairs;          /* 8: pairs of values per row, >= 1 */
+    const int8_t *src;      /* 0: channel c of a row's first input value (used up by the call) */
+    int16_t *dst;           /* 4: its slot in plane c (used up) */
+    int32_t pairs;          /* 8: pairs of values per row after a lone first one */
     int32_t rows;           /* 12: >= 1 */
     int32_t step;           /* 16: input bytes between the values of a row */
     int32_t src_row;        /* 20: input bytes between rows */
     int32_t dst_row;        /* 24: plane row bytes */
     int32_t plane_bytes;    /* 28: from one plane to the next (4 planes: channels c..c+3) */
+    int32_t lead, trail;    /* 32, 36: a lone value before the pairs (dst not word aligned) / after them */
 } ekd_fill4_job;
 
 typedef char ekd_check_dw_job[(offsetof(ekd_dw_job, hi4) == 52 && offsetof(ekd_dw_job, stride) == 44
-                               && offsetof(ekd_fill4_job, plane_bytes) == 28) ? 1 : -1];
+                               && offsetof(ekd_fill4_job, trail) == 36) ? 1 : -1];
 
-void ekd_dw3x3_sat_dsp(const ekd_dw_job *job);
-void ekd_dw3x3_round_dsp(const ekd_dw_job *job);
-void ekd_dw3x3_clamp_dsp(const ekd_dw_job *job);
+void ekd_dw3x3_s1_sat_dsp(const ekd_dw_job *job);
+void ekd_dw3x3_s1_round_dsp(const ekd_dw_job *job);
+void ekd_dw3x3_s1_clamp_dsp(const ekd_dw_job *job);
+void ekd_dw3x3_s2_sat_dsp(const ekd_dw_job *job);
+void ekd_dw3x3_s2_round_dsp(const ekd_dw_job *job);
+void ekd_dw3x3_s2_clamp_dsp(const ekd_dw_job *job);
 void ekd_plane_fill4_dsp(ekd_fill4_job *job);
 
 typedef struct {
@@ -1102,38 +1106,86 @@ __asm__(
     "    smlad   r3, r4, r7, r3\n"
     "    smlabt  r3, r5, r8, r3\n"
     "    .endm\n"
-    /* the four doubled accumulators to int8 (the mode as in the GEMM) */
-    "    .macro EKD_DW_RQ4 mode\n"
+    /* a group of 2 outputs (a row's last 1 or 2): stride 1 from A, B = P[x..x+3], stride 2 from
+     * A, B, C = P[2x..2x+5]; the pointer still advances by a whole group */
+    "    .macro EKD_DW_PAIR p, wo, first, s\n"
+    "    .if \\first\n"
+    "    ldr     r0, [sp, #36]\n"
+    "    .endif\n"
+    "    .if \\s == 1\n"
+    "    ldr     r4, [\\p], #8\n"
+    "    ldr     r5, [\\p, #-4]\n"
+    "    .else\n"
+    "    ldr     r4, [\\p], #16\n"
+    "    ldr     r5, [\\p, #-12]\n"
+    "    ldr     r6, [\\p, #-8]\n"
+    "    .endif\n"
+    "    ldr     r7, [sp, #\\wo]\n"
+    "    ldr     r8, [sp, #\\wo + 4]\n"
+    "    .if \\s == 1\n"
+    "    .if \\first\n"
+    "    smlatb  r1, r4, r7, r0\n"
+    "    smlad   r0, r4, r7, r0\n"
+    "    .else\n"
+    "    smlad   r0, r4, r7, r0\n"
+    "    smlatb  r1, r4, r7, r1\n"
+    "    .endif\n"
+    "    smlabt  r0, r5, r8, r0\n"
+    "    smlad   r1, r5, r8, r1\n"
+    "    .else\n"
+    "    .if \\first\n"
+    "    smlad   r1, r5, r7, r0\n"
+    "    smlad   r0, r4, r7, r0\n"
+    "    .else\n"
+    "    smlad   r0, r4, r7, r0\n"
+    "    smlad   r1, r5, r7, r1\n"
+    "    .endif\n"
+    "    smlabt  r0, r5, r8, r0\n"
+    "    smlabt  r1, r6, r8, r1\n"
+    "    .endif\n"
+    "    .endm\n"
+    /* n (2 or 4) doubled accumulators r0.. to int8 (the mode as in the GEMM) */
+    "    .macro EKD_DW_RQ n, mode\n"
     "    ldr     r4, [sp, #24]\n"
     "    ldr     r5, [sp, #28]\n"
     "    ldr     r6, [sp, #32]\n"
     "    .if \\mode == 0\n"
     "    smmlar  r0, r0, r4, r6\n"
     "    smmlar  r1, r1, r4, r6\n"
+    "    .if \\n == 4\n"
     "    smmlar  r2, r2, r4, r6\n"
     "    smmlar  r3, r3, r4, r6\n"
+    "    .endif\n"
     "    .else\n"
     "    smmlar  r7, r0, r4, r6\n"
     "    add     r0, r7, r0, asr #31\n"
     "    smmlar  r7, r1, r4, r6\n"
     "    add     r1, r7, r1, asr #31\n"
+    "    .if \\n == 4\n"
     "    smmlar  r7, r2, r4, r6\n"
     "    add     r2, r7, r2, asr #31\n"
     "    smmlar  r7, r3, r4, r6\n"
     "    add     r3, r7, r3, asr #31\n"
     "    .endif\n"
+    "    .endif\n"
     "    asr     r0, r0, r5\n"
     "    asr     r1, r1, r5\n"
+    "    .if \\n == 4\n"
     "    asr     r2, r2, r5\n"
     "    asr     r3, r3, r5\n"
+    "    .endif\n"
     "    ssat    r0, #8, r0\n"
     "    ssat    r1, #8, r1\n"
+    "    .if \\n == 4\n"
     "    ssat    r2, #8, r2\n"
     "    ssat    r3, #8, r3\n"
+    "    .endif\n"
     "    .if \\mode == 2\n"
     "    bfi     r0, r1, #8, #8\n"
+    "    .if \\n == 4\n"
     "    bfi     r0, r2, #16, #8\n"
     "    bfi     r0, r3, #24, #8\n"
+    "    .endif\n"
     "    ldr     r4, [sp, #64]\n"
     "    ldr     r5, [sp, #68]\n"
     "    ssub8   r6, r0, r4\n"
@@ -1141,8 +1193,10 @@ __asm__(
     "    ssub8   r6, r5, r0\n"
     "    sel     r0, r0, r5\n"
     "    lsr     r1, r0, #8\n"
+    "    .if \\n == 4\n"
     "    lsr     r2, r0, #16\n"
     "    lsr     r3, r0, #24\n"
+    "    .endif\n"
     "    .endif\n"
     "    .endm\n"
     "    .macro EKD_DW_STORE4\n"
@@ -1153,19 +1207,7 @@ __asm__(
     "    strb    r3, [r12, lr]\n"
     "    add     r12, r12, lr, lsl #1\n"
     "    .endm\n"
-    /* a last group of 1..3 outputs (the plane is wide enough for the rest) */
-    "    .macro EKD_DW_TAIL\n"
-    "    ldr     r4, [sp, #84]\n"
-    "    strb    r0, [r12]\n"
-    "    cmp     r4, #2\n"
-    "    blt     8f\n"
-    "    strb    r1, [r12, lr]\n"
-    "    beq     8f\n"
-    "    add     r12, r12, lr, lsl #1\n"
-    "    strb    r2, [r12]\n"
-    "8:\n"
-    "    .endm\n"
-    "    .macro EKD_DW3X3 name, mode\n"
+    "    .macro EKD_DW3X3 name, mode, s\n"
     "    .section .text.\\name,\"ax\",%progbits\n"
     "    .p2align 2\n"
     "    .global \\name\n"
@@ -1173,7 +1215,7 @@ __asm__(
     "    .thumb_func\n"
     "\\name:\n"
     "    push    {r4-r11, lr}\n"
-    "    sub     sp, sp, #96\n"              /* 0..39 channel record, 40 job, 44 row's full-group end, 48 row's plane start, 52 row's output, 56 rows left, 60 channels left, 64 lo4, 68 hi4, 72 plane, 76 record, 80 output, 84 rem, 88 group span, 92 plane rows per output row */
+    "    sub     sp, sp, #112\n"             /* 0..39 channel record, 40 job, 44 row's whole-group end, 52 row's output, 56 plane end, 60 channels left, 64 lo4, 68 hi4, 72 plane, 76 record, 80 output, 84 rem, 88 whole-group span, 92 plane bytes per output row, 96 skip to the next row, 100 output row, 104 plane span */
     "    str     r0, [sp, #40]\n"
     "    ldr     r1, [r0, #0]\n"
     "    ldr     r2, [r0, #4]\n"
@@ -1183,8 +1225,9 @@ __asm__(
     "    ldr     r6, [r0, #52]\n"
     "    ldr     r7, [r0, #28]\n"
     "    ldr     r8, [r0, #24]\n"
-    "    ldr     r9, [r0, #44]\n"
-    "    ldr     r10, [r0, #16]\n"
+    "    ldr     r9, [r0, #16]\n"
+    "    ldr     r10, [r0, #36]\n"
+    "    ldr     r11, [r0, #20]\n"
     "    str     r1, [sp, #72]\n"
     "    str     r2, [sp, #76]\n"
     "    str     r3, [sp, #80]\n"
@@ -1192,84 +1235,96 @@ __asm__(
     "    str     r5, [sp, #64]\n"
     "    str     r6, [sp, #68]\n"
     "    str     r7, [sp, #84]\n"
-    "    mul     r8, r8, r9\n"
-    "    lsl     r8, r8, #3\n"
-    "    str     r8, [sp, #88]\n"            /* 8 * stride * full groups */
-    "    mul     r10, r10, r9\n"
-    "    str     r10, [sp, #92]\n"           /* stride * row bytes */
+    "    str     r10, [sp, #100]\n"
+    "    lsl     r1, r8, #3 + (\\s - 1)\n"   /* whole groups x 8 x stride */
+    "    str     r1, [sp, #88]\n"
+    "    lsl     r2, r9, #\\s - 1\n"         /* plane bytes per output row */
+    "    str     r2, [sp, #92]\n"
+    "    cmp     r7, #0\n"
+    "    it      ne\n"
+    "    addne   r1, r1, #8 * \\s\n"         /* the pointers' advance over a row */
+    "    sub     r3, r2, r1\n"
+    "    str     r3, [sp, #96]\n"
+    "    mul     r11, r11, r2\n"
+    "    str     r11, [sp, #104]\n"
     "1:  ldr     r0, [sp, #76]\n"            /* next channel: its record onto the stack */
     "    ldmia   r0!, {r1-r10}\n"
     "    str     r0, [sp, #76]\n"
     "    stmia   sp, {r1-r10}\n"
     "    ldr     r0, [sp, #40]\n"
     "    ldr     r9, [sp, #72]\n"
-    "    ldr     r12, [sp, #80]\n"
-    "    ldr     r1, [r0, #20]\n"
-    "    str     r9, [sp, #48]\n"
-    "    str     r12, [sp, #52]\n"
-    "    str     r1, [sp, #56]\n"
-    "2:  ldr     r0, [sp, #40]\n"            /* next output row */
-    "    ldr     r9, [sp, #48]\n"
-    "    ldr     r1, [r0, #16]\n"
-    "    ldr     r2, [sp, #88]\n"
-    "    ldr     r3, [r0, #44]\n"
+    "    ldr     r1, [sp, #88]\n"
+    "    ldr     r2, [sp, #104]\n"
+    "    ldr     r4, [r0, #16]\n"
     "    ldr     lr, [r0, #32]\n"
-    "    ldr     r12, [sp, #52]\n"
-    "    add     r10, r9, r1\n"
-    "    add     r11, r10, r1\n"
+    "    ldr     r12, [sp, #80]\n"
+    "    add     r10, r9, r4\n"
+    "    add     r11, r10, r4\n"
+    "    add     r1, r9, r1\n"
     "    add     r2, r9, r2\n"
-    "    str     r2, [sp, #44]\n"
-    "    cmp     r3, #1\n"
-    "    bne     5f\n"
-    "    cmp     r9, r2\n"
+    "    str     r1, [sp, #44]\n"
+    "    str     r2, [sp, #56]\n"
+    "    str     r12, [sp, #52]\n"
+    "2:  ldr     r4, [sp, #44]\n"            /* next output row */
+    "    cmp     r9, r4\n"
     "    beq     4f\n"
-    "3:  EKD_DW_ROW1 r9, 0, 1\n"             /* stride 1: groups of 4 outputs */
+    "3:  .if \\s == 1\n"                     /* groups of 4 outputs */
+    "    EKD_DW_ROW1 r9, 0, 1\n"
     "    EKD_DW_ROW1 r10, 8, 0\n"
     "    EKD_DW_ROW1 r11, 16, 0\n"
-    "    EKD_DW_RQ4 \\mode\n"
+    "    .else\n"
+    "    EKD_DW_ROW2 r9, 0, 1\n"
+    "    EKD_DW_ROW2 r10, 8, 0\n"
+    "    EKD_DW_ROW2 r11, 16, 0\n"
+    "    .endif\n"
+    "    EKD_DW_RQ 4, \\mode\n"
     "    EKD_DW_STORE4\n"
     "    ldr     r4, [sp, #44]\n"
     "    cmp     r9, r4\n"
     "    bne     3b\n"
-    "4:  ldr     r4, [sp, #84]\n"
+    "4:  ldr     r4, [sp, #84]\n"            /* the row's last 1..3 outputs */
+    "    cmp     r4, #2\n"
+    "    bgt     5f\n"
     "    cmp     r4, #0\n"
     "    beq     7f\n"
+    "    EKD_DW_PAIR r9, 0, 1, \\s\n"
+    "    EKD_DW_PAIR r10, 8, 0, \\s\n"
+    "    EKD_DW_PAIR r11, 16, 0, \\s\n"
+    "    EKD_DW_RQ 2, \\mode\n"
+    "    ldr     r4, [sp, #84]\n"
+    "    strb    r0, [r12]\n"
+    "    cmp     r4, #2\n"
+    "    bne     7f\n"
+    "    strb    r1, [r12, lr]\n"
+    "    b       7f\n"
+    "5:  .if \\s == 1\n"
     "    EKD_DW_ROW1 r9, 0, 1\n"
     "    EKD_DW_ROW1 r10, 8, 0\n"
     "    EKD_DW_ROW1 r11, 16, 0\n"
-    "    EKD_DW_RQ4 \\mode\n"
-    "    EKD_DW_TAIL\n"
-    "    b       7f\n"
-    "5:  cmp     r9, r2\n"                   /* stride 2 */
-    "    beq     6f\n"
-    "51: EKD_DW_ROW2 r9, 0, 1\n"
-    "    EKD_DW_ROW2 r10, 8, 0\n"
-    "    EKD_DW_ROW2 r11, 16, 0\n"
-    "    EKD_DW_RQ4 \\mode\n"
-    "    EKD_DW_STORE4\n"
-    "    ldr     r4, [sp, #44]\n"
-    "    cmp     r9, r4\n"
-    "    bne     51b\n"
-    "6:  ldr     r4, [sp, #84]\n"
-    "    cmp     r4, #0\n"
-    "    beq     7f\n"
+    "    .else\n"
     "    EKD_DW_ROW2 r9, 0, 1\n"
     "    EKD_DW_ROW2 r10, 8, 0\n"
     "    EKD_DW_ROW2 r11, 16, 0\n"
-    "    EKD_DW_RQ4 \\mode\n"
-    "    EKD_DW_TAIL\n"
-    "7:  ldr     r0, [sp, #40]\n"            /* row done */
-    "    ldr     r9, [sp, #48]\n"
-    "    ldr     r1, [sp, #92]\n"
+    "    .endif\n"
+    "    EKD_DW_RQ 4, \\mode\n"
+    "    strb    r0, [r12]\n"
+    "    strb    r1, [r12, lr]\n"
+    "    add     r12, r12, lr, lsl #1\n"
+    "    strb    r2, [r12]\n"
+    "7:  ldr     r4, [sp, #96]\n"            /* row done: the pointers to the next row */
+    "    ldr     r5, [sp, #92]\n"
+    "    ldr     r6, [sp, #44]\n"
     "    ldr     r12, [sp, #52]\n"
-    "    ldr     r2, [r0, #36]\n"
-    "    ldr     r3, [sp, #56]\n"
-    "    add     r9, r9, r1\n"
-    "    add     r12, r12, r2\n"
-    "    str     r9, [sp, #48]\n"
+    "    ldr     r7, [sp, #100]\n"
+    "    ldr     r8, [sp, #56]\n"
+    "    add     r9, r9, r4\n"
+    "    add     r10, r10, r4\n"
+    "    add     r11, r11, r4\n"
+    "    add     r6, r6, r5\n"
+    "    add     r12, r12, r7\n"
+    "    str     r6, [sp, #44]\n"
     "    str     r12, [sp, #52]\n"
-    "    subs    r3, r3, #1\n"
-    "    str     r3, [sp, #56]\n"
+    "    cmp     r9, r8\n"
     "    bne     2b\n"
     "    ldr     r0, [sp, #40]\n"            /* channel done */
     "    ldr     r1, [sp, #72]\n"
@@ -1283,15 +1338,33 @@ __asm__(
     "    subs    r4, r4, #1\n"
     "    str     r4, [sp, #60]\n"
     "    bne     1b\n"
-    "    add     sp, sp, #96\n"
+    "    add     sp, sp, #112\n"
     "    pop     {r4-r11, pc}\n"
     "    .size   \\name, . - \\name\n"
     "    .endm\n"
-    "    EKD_DW3X3 ekd_dw3x3_sat_dsp, 0\n"
-    "    EKD_DW3X3 ekd_dw3x3_round_dsp, 1\n"
-    "    EKD_DW3X3 ekd_dw3x3_clamp_dsp, 2\n"
-    /* four channels' planes from HWC input: per pair of input pixels, the two words give
-     * (c0, c2) and (c1, c3) by SXTB16, regrouped by PKHBT / PKHTB into one int16 pair per plane */
+    "    EKD_DW3X3 ekd_dw3x3_s1_sat_dsp, 0, 1\n"
+    "    EKD_DW3X3 ekd_dw3x3_s1_round_dsp, 1, 1\n"
+    "    EKD_DW3X3 ekd_dw3x3_s1_clamp_dsp, 2, 1\n"
+    "    EKD_DW3X3 ekd_dw3x3_s2_sat_dsp, 0, 2\n"
+    "    EKD_DW3X3 ekd_dw3x3_s2_round_dsp, 1, 2\n"
+    "    EKD_DW3X3 ekd_dw3x3_s2_clamp_dsp, 2, 2\n"
+    /* one value of four channels (a word of the HWC input at r1) into the four planes' slots at
+     * r2 (planes 0, 1) and r3 (planes 2, 3); both advance a halfword */
+    "    .macro EKD_FILL1\n"
+    "    ldr     r4, [r1]\n"
+    "    add     r1, r1, r12\n"
+    "    sxtb16  r5, r4\n"
+    "    sxtb16  r4, r4, ror #8\n"
+    "    strh    r4, [r2, lr]\n"
+    "    strh    r5, [r2], #2\n"
+    "    lsr     r5, r5, #16\n"
+    "    lsr     r4, r4, #16\n"
+    "    strh    r4, [r3, lr]\n"
+    "    strh    r5, [r3], #2\n"
+    "    .endm\n"
+    /* four channels' planes from HWC input, row by row: a lone first value (when the row starts
+     * between two words of the plane), pairs of input pixels (two words give (c0, c2) and (c1, c3)
+     * by SXTB16, regrouped by PKHBT / PKHTB into one int16 pair per plane), a lone last value */
     "    .section .text.ekd_plane_fill4_dsp,\"ax\",%progbits\n"
     "    .p2align 2\n"
     "    .global ekd_plane_fill4_dsp\n"
@@ -1305,8 +1378,13 @@ __asm__(
     "1:  ldr     r1, [r0, #0]\n"
     "    ldr     r2, [r0, #4]\n"
     "    ldr     r10, [r0, #8]\n"
+    "    ldr     r4, [r0, #32]\n"
     "    add     r3, r2, lr, lsl #1\n"
-    "2:  ldr     r4, [r1]\n"
+    "    cbz     r4, 2f\n"
+    "    EKD_FILL1\n"
+    "2:  cmp     r10, #0\n"
+    "    beq     4f\n"
+    "3:  ldr     r4, [r1]\n"
     "    ldr     r5, [r1, r12]\n"
     "    add     r1, r1, r12, lsl #1\n"
     "    sxtb16  r6, r4\n"
@@ -1322,8 +1400,11 @@ __asm__(
     "    str     r7, [r3, lr]\n"
     "    str     r9, [r3], #4\n"
     "    subs    r10, r10, #1\n"
-    "    bne     2b\n"
-    "    ldr     r4, [r0, #0]\n"
+    "    bne     3b\n"
+    "4:  ldr     r4, [r0, #36]\n"
+    "    cbz     r4, 5f\n"
+    "    EKD_FILL1\n"
+    "5:  ldr     r4, [r0, #0]\n"
     "    ldr     r5, [r0, #20]\n"
     "    ldr     r6, [r0, #4]\n"
     "    ldr     r7, [r0, #24]\n"
@@ -1655,7 +1736,7 @@ typedef struct {
 /* Output pixel (oy, ox)'s column into its slots: a window inside the input by whole rows (NHWC,
  * in_c % 4 == 0, no horizontal dilation) or through the offset table; one over the border (or
  * with dilated rows) run by run, or as bytes. */
-static void ekd_column(const ekd_col_ctx *c, int32_t oy, int32_t ox, int32_t *col)
+__attribute__((noinline)) static void ekd_column(const ekd_col_ctx *c, int32_t oy, int32_t ox, int32_t *col)
 {
     const int32_t iy0 = oy * c->stride_h - c->pad_h, ix0 = ox * c->stride_w - c->pad_w;
     int32_t i;
@@ -1752,15 +1833,18 @@ void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
     for (pix = 0; pix < npix; pix += EKD_GEMM_PIXELS) {
         const int32_t n = npix - pix < EKD_GEMM_PIXELS ? npix - pix : EKD_GEMM_PIXELS;
         int8_t *dst = n == EKD_GEMM_PIXELS ? out + pix * out_c : tmp;
-        for (j = 0; j < n; ++j) {   /* a partial group computes a stale column into tmp */
-            if (cc.kind == EKD_COL_POINTWISE) {
-                ekd_col_pairs_dsp(in + (pix + j) * k, 4 * k4, scratch + j);
-            } else {
-                ekd_column(&cc, oy, ox, scratch + j);
+        if (cc.kind == EKD_COL_POINTWISE) {   /* a partial group computes a stale column into tmp */
+            ekd_col_pairs_dsp(in + pix * k, 4 * k4, scratch);
+            if (n == 2) {
+                ekd_col_pairs_dsp(in + (pix + 1) * k, 4 * k4, scratch + 1);
             }
-            if (++ox == out_w) {
-                ox = 0;
-                ++oy;
+        } else {
+            for (j = 0; j < n; ++j) {
+                ekd_column(&cc, oy, ox, scratch + j);
+                if (++ox == out_w) {
+                    ox = 0;
+                    ++oy;
+                }
             }
         }
         if (blocks) {
@@ -1882,20 +1966,6 @@ void ekd_fc_gemv_s8(const ekd_fc_params *p, const int8_t *in, const int8_t *w, c
 
 #if EKD_NN_USE_DSP
 
-/* n values (one channel) per row into the plane's int16 slots; used for the edges and lone channels */
-static void ekd_fill_values(const int8_t *src, int32_t step, int32_t src_row, int16_t *dst, int32_t dst_row,
-                            int32_t n, int32_t rows)
-{
-    int32_t y, x;
-    for (y = 0; y < rows; ++y) {
-        for (x = 0; x < n; ++x) {
-            dst[x] = src[x * step];
-        }
-        src += src_row;
-        dst += dst_row;
-    }
-}
-
 void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
                       int8_t *out, int32_t *scratch)
 {
@@ -1912,17 +1982,34 @@ void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
     /* the input rows / columns that land in the plane (the rest is padding or never read) */
     const int32_t y0 = pad_r, y1 = pad_r + in_rows < ph ? pad_r + in_rows : ph;
     const int32_t x0 = pad_c, x1 = pad_c + in_cols < pw ? pad_c + in_cols : pw;
-    const int32_t xa = x0 + (x0 & 1), pairs = x1 > xa ? (x1 - xa) / 2 : 0;   /* word-aligned pairs */
-    const int32_t xb = xa + 2 * pairs;                                     /* a last odd column */
+    const int32_t lead = x0 & 1, pairs = x1 > x0 + lead ? (x1 - x0 - lead) / 2 : 0;   /* word-aligned pairs */
+    const int32_t trail = x1 > x0 + lead + 2 * pairs;                                    /* a last odd column */
     const int32_t planes = ch >= 4 ? 4 : 1, zp2 = ekd_dup16(-p->in_offset);
-    const int full = lo == -128 && hi == 127;
-    void (*run)(const ekd_dw_job *) = !full ? ekd_dw3x3_clamp_dsp
-                                      : p->out_offset == -128 ? ekd_dw3x3_sat_dsp : ekd_dw3x3_round_dsp;
+    const int mode = lo != -128 || hi != 127 ? 2 : p->out_offset == -128 ? 0 : 1;
+    static void (*const kernels[6])(const ekd_dw_job *) = {
+        ekd_dw3x3_s1_sat_dsp, ekd_dw3x3_s1_round_dsp, ekd_dw3x3_s1_clamp_dsp,
+        ekd_dw3x3_s2_sat_dsp, ekd_dw3x3_s2_round_dsp, ekd_dw3x3_s2_clamp_dsp};
+    void (*run)(const ekd_dw_job *) = kernels[3 * (s - 1) + mode];
     int16_t *plane = (int16_t *)scratch;
     ekd_dw_job job;
-    int32_t c, i;
-    for (i = 0; i < planes * plane_words; ++i) {   /* the border reads the input zero point */
-        scratch[i] = zp2;
+    int32_t c, i, y;
+    for (i = 0; i < planes; ++i) {   /* the border (never filled) reads the input zero point */
+        int32_t *q = scratch + i * plane_words, k;
+        int16_t *h = (int16_t *)q;
+        for (k = 0; k < (y0 * pw) / 2; ++k) {                       /* whole rows above (pw is even) */
+            q[k] = zp2;
+        }
+        for (k = (y1 * pw) / 2; k < plane_words; ++k) {             /* whole rows below */
+            q[k] = zp2;
+        }
+        for (y = y0; y < y1; ++y) {                                  /* left and right of the input */
+            for (k = 0; k < x0; ++k) {
+                h[y * pw + k] = (int16_t)zp2;
+            }
+            for (k = x1; k < pw; ++k) {
+                h[y * pw + k] = (int16_t)zp2;
+            }
+        }
     }
     job.plane_bytes = 4 * plane_words;
     job.row_bytes = 2 * pw;
@@ -1939,39 +2026,29 @@ void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
         const int32_t n = planes == 4 && c + 4 <= ch ? 4 : 1;
         const int8_t *src = in + (y0 - pad_r) * in_row + c;   /* the first copied row, plane column pad_c */
         if (y1 > y0 && x1 > x0) {
-            int32_t k;
-            if (n == 4 && pairs) {
+            if (n == 4) {
                 ekd_fill4_job fill;
-                fill.src = src + (xa - pad_c) * in_col;
-                fill.dst = plane + y0 * pw + xa;
+                fill.src = src + (x0 - pad_c) * in_col;
+                fill.dst = plane + y0 * pw + x0;
                 fill.pairs = pairs;
                 fill.rows = y1 - y0;
                 fill.step = in_col;
                 fill.src_row = in_row;
                 fill.dst_row = 2 * pw;
                 fill.plane_bytes = 4 * plane_words;
+                fill.lead = lead;
+                fill.trail = trail;
                 ekd_plane_fill4_dsp(&fill);
-            }
-            for (k = 0; k < n; ++k) {
-                int16_t *pk = plane + 2 * plane_words * k + y0 * pw;
-                if (n == 1) {
-                    ekd_fill_job fill;
-                    fill.src = src + (x0 - pad_c) * in_col;
-                    fill.dst = pk + x0;
-                    fill.n = x1 - x0;
-                    fill.rows = y1 - y0;
-                    fill.step = in_col;
-                    fill.src_row = in_row;
-                    fill.dst_row = 2 * pw;
-                    ekd_plane_fill_dsp(&fill);
-                    continue;
-                }
-                if (x0 < xa) {
-                    ekd_fill_values(src + (x0 - pad_c) * in_col + k, in_col, in_row, pk + x0, pw, 1, y1 - y0);
-                }
-                if (xb < x1) {
-                    ekd_fill_values(src + (xb - pad_c) * in_col + k, in_col, in_row, pk + xb, pw, 1, y1 - y0);
-                }
+            } else {
+                ekd_fill_job fill;
+                fill.src = src + (x0 - pad_c) * in_col;
+                fill.dst = plane + y0 * pw + x0;
+                fill.n = x1 - x0;
+                fill.rows = y1 - y0;
+                fill.step = in_col;
+                fill.src_row = in_row;
+                fill.dst_row = 2 * pw;
+                ekd_plane_fill_dsp(&fill);
             }
         }
         job.rec = wv + 1 + EKD_DW_REC_WORDS * c;

@@ -51,6 +51,8 @@ DW_CASES = [  # ih, iw, channels, stride, padding, act[, output zero point]
     (13, 4, 12, 2, SAME, RELU, -128),       # stride 2 on a narrow map (transposed), 4 channels per fill
     (6, 7, 9, 1, VALID, NONE),              # VALID, 9 channels (two groups of 4 and a lone channel)
     (10, 9, 4, 2, SAME, RELU6),             # stride 2, odd width, clamp
+    (6, 6, 8, 1, SAME, RELU, -128),         # MobileNet's 6x6 maps: rows of a group and a pair
+    (12, 12, 8, 2, SAME, NONE),             # stride 2 to 6x6: a pair at each row's end
 ]
 FC_CASES = [(640, 13, RELU), (8, 5, NONE), (3, 9, RELU6), (64, 4, NONE), (37, 11, NONE)]
 ADD_CASES = [  # h, w, channels, act, output zero point: ADD(x, conv(x))
