@@ -648,34 +648,6 @@ static void ekd_in_strides(const ekd_conv_params *p, int32_t *sy, int32_t *sx, i
     *sy = p->in_planar ? p->in_w : p->in_w * p->in_c;
 }
 
-/* The window of output pixel (oy, ox) as k_h * k_w * in_c raw bytes in (fy, fx, ic) order; a tap
- * in the padding reads the input zero point (see the folded-offset kernels). */
-static void ekd_window_bytes(const ekd_conv_params *p, const int8_t *in, int32_t oy, int32_t ox, int8_t *dst)
-{
-    const int32_t in_h = p->in_h, in_w = p->in_w, in_c = p->in_c, k_h = p->k_h, k_w = p->k_w;
-    const int32_t dil_h = p->dil_h, dil_w = p->dil_w;
-    const int32_t iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
-    const int8_t zp = (int8_t)(-p->in_offset);
-    int32_t sy, sx, sc, fy, fx, c;
-    ekd_in_strides(p, &sy, &sx, &sc);
-    for (fy = 0; fy < k_h; ++fy) {
-        const int32_t iy = iy0 + fy * dil_h;
-        for (fx = 0; fx < k_w; ++fx) {
-            const int32_t ix = ix0 + fx * dil_w;
-            if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
-                const int8_t *src = in + iy * sy + ix * sx;
-                for (c = 0; c < in_c; ++c) {
-                    dst[c] = src[c * sc];
-                }
-            } else {
-                for (c = 0; c < in_c; ++c) {
-                    dst[c] = zp;
-                }
-            }
-            dst += in_c;
-        }
-    }
-}
 
 #if EKD_NN_USE_DSP
 
@@ -1655,6 +1627,35 @@ static void ekd_column_dsp(const ekd_conv_params *p, const int8_t *in, int32_t o
 
 #else /* plain C */
 
+/* The window of output pixel (oy, ox) as k_h * k_w * in_c raw bytes in (fy, fx, ic) order; a tap
+ * in the padding reads the input zero point (see the folded-offset kernels). */
+static void ekd_window_bytes(const ekd_conv_params *p, const int8_t *in, int32_t oy, int32_t ox, int8_t *dst)
+{
+    const int32_t in_h = p->in_h, in_w = p->in_w, in_c = p->in_c, k_h = p->k_h, k_w = p->k_w;
+    const int32_t dil_h = p->dil_h, dil_w = p->dil_w;
+    const int32_t iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
+    const int8_t zp = (int8_t)(-p->in_offset);
+    int32_t sy, sx, sc, fy, fx, c;
+    ekd_in_strides(p, &sy, &sx, &sc);
+    for (fy = 0; fy < k_h; ++fy) {
+        const int32_t iy = iy0 + fy * dil_h;
+        for (fx = 0; fx < k_w; ++fx) {
+            const int32_t ix = ix0 + fx * dil_w;
+            if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
+                const int8_t *src = in + iy * sy + ix * sx;
+                for (c = 0; c < in_c; ++c) {
+                    dst[c] = src[c * sc];
+                }
+            } else {
+                for (c = 0; c < in_c; ++c) {
+                    dst[c] = zp;
+                }
+            }
+            dst += in_c;
+        }
+    }
+}
+
 /* raw receptive field as int16 (pad: the input zero point) */
 static void ekd_column_plain(const ekd_conv_params *p, const int8_t *in, int32_t oy, int32_t ox, int16_t *col)
 {
@@ -1729,37 +1730,88 @@ typedef struct {
     const int8_t *in;
     const int32_t *off;     /* EKD_COL_GATHER: the window's byte offsets */
     int8_t *bytes;          /* EKD_COL_GATHER: a border window's bytes */
-    int32_t kind, sy, sx, stride_h, stride_w, pad_h, pad_w, span_y, span_x, in_h, in_w;
+    int32_t kind, sy, sx, stride_h, stride_w, pad_h, pad_w, iy_max, ix_max, in_h, in_w;
     int32_t run, rows, row_step, k, k4;
 } ekd_col_ctx;
 
+/* Output pixel (oy, ox)'s column into its slots, for a window over the border (or with dilated
+ * rows): per filter row a pad, one run, a pad (NHWC, in_c % 4 == 0), run by run (dilated rows),
+ * or as bytes through the offset table (gather). */
+__attribute__((noinline)) static void ekd_column_border(const ekd_col_ctx *c, int32_t oy, int32_t ox, int32_t *col)
+{
+    const ekd_conv_params *p = c->p;
+    const int32_t iy0 = oy * c->stride_h - c->pad_h, ix0 = ox * c->stride_w - c->pad_w;
+    const int32_t dil_h = p->dil_h, dil_w = p->dil_w, k_h = p->k_h, k_w = p->k_w, in_c = p->in_c;
+    int32_t fy, i;
+    if (c->kind == EKD_COL_ROWS) {   /* over the border: per filter row a pad, one run, a pad */
+        const int32_t pad = ekd_dup16(-p->in_offset);
+        const int32_t fx0 = ix0 < 0 ? -ix0 : 0, fx1 = k_w < c->in_w - ix0 ? k_w : c->in_w - ix0;
+        int32_t *d = col;
+        for (fy = 0; fy < k_h; ++fy) {
+            const int32_t iy = iy0 + fy * dil_h;
+            if (iy < 0 || iy >= c->in_h || fx1 <= fx0) {
+                d = ekd_pad_pairs(pad, c->run, d, 2, 4);
+                continue;
+            }
+            if (fx0) {
+                d = ekd_pad_pairs(pad, fx0 * in_c, d, 2, 4);
+            }
+            d = ekd_col_pairs_dsp(c->in + iy * c->sy + (ix0 + fx0) * c->sx, (fx1 - fx0) * in_c, d);
+            if (fx1 < k_w) {
+                d = ekd_pad_pairs(pad, (k_w - fx1) * in_c, d, 2, 4);
+            }
+        }
+        return;
+    }
+    if (c->kind != EKD_COL_GATHER) {
+        ekd_column_dsp(p, c->in, oy, ox, col);
+        return;
+    }
+    {   /* over the border: the zero point everywhere, then the taps inside through the offsets
+         * (locals: a store through int8_t * could alias the context) */
+        const int32_t zp4 = ekd_dup8(-p->in_offset), in_h = c->in_h, in_w = c->in_w, k = c->k, k4 = c->k4;
+        const int8_t *in = c->in;
+        const int32_t origin = iy0 * c->sy + ix0 * c->sx;   /* the window's origin, maybe outside */
+        const int32_t *off = c->off;
+        int8_t *bytes = c->bytes;
+        int32_t *w = (int32_t *)(void *)bytes;
+        for (i = 0; i < k4; ++i) {
+            w[i] = zp4;
+        }
+        /* the filter columns inside: fx0 <= fx < fx1 (dilation: the first and last inside) */
+        const int32_t fx0 = ix0 < 0 ? (-ix0 + dil_w - 1) / dil_w : 0;
+        const int32_t fx1 = ix0 + (k_w - 1) * dil_w < in_w ? k_w : ix0 >= in_w ? 0 : (in_w - 1 - ix0) / dil_w + 1;
+        for (fy = 0; fy < k_h; ++fy) {
+            const int32_t iy = iy0 + fy * dil_h, end = (fy * k_w + fx1) * in_c;
+            if (iy < 0 || iy >= in_h) {
+                continue;
+            }
+            for (i = (fy * k_w + fx0) * in_c; i < end; ++i) {
+                bytes[i] = in[origin + off[i]];
+            }
+        }
+        for (i = k; i < 4 * k4; ++i) {   /* zero taps to a multiple of 4 */
+            bytes[i] = 0;
+        }
+        ekd_col_pairs_dsp(bytes, 4 * k4, col);
+    }
+}
+
 /* Output pixel (oy, ox)'s column into its slots: a window inside the input by whole rows (NHWC,
- * in_c % 4 == 0, no horizontal dilation) or through the offset table; one over the border (or
- * with dilated rows) run by run, or as bytes. */
-__attribute__((noinline)) static void ekd_column(const ekd_col_ctx *c, int32_t oy, int32_t ox, int32_t *col)
+ * in_c % 4 == 0, no horizontal dilation) or through the offset table, in one asm call. */
+static inline void ekd_column(const ekd_col_ctx *c, int32_t oy, int32_t ox, int32_t *col)
 {
     const int32_t iy0 = oy * c->stride_h - c->pad_h, ix0 = ox * c->stride_w - c->pad_w;
-    int32_t i;
-    if (iy0 >= 0 && ix0 >= 0 && iy0 + c->span_y < c->in_h && ix0 + c->span_x < c->in_w) {
+    if (c->kind != EKD_COL_RUNS && iy0 >= 0 && ix0 >= 0 && iy0 <= c->iy_max && ix0 <= c->ix_max) {
         const int8_t *base = c->in + iy0 * c->sy + ix0 * c->sx;
         if (c->kind == EKD_COL_ROWS) {
             ekd_col_rows_dsp(base, c->run, c->rows, c->row_step, col);
-            return;
-        }
-        if (c->kind == EKD_COL_GATHER) {
+        } else {
             ekd_col_gather_dsp(base, c->off, c->k4, col);
-            return;
         }
-    }
-    if (c->kind != EKD_COL_GATHER) {
-        ekd_column_dsp(c->p, c->in, oy, ox, col);
         return;
     }
-    ekd_window_bytes(c->p, c->in, oy, ox, c->bytes);
-    for (i = c->k; i < 4 * c->k4; ++i) {   /* zero taps to a multiple of 4 */
-        c->bytes[i] = 0;
-    }
-    ekd_col_pairs_dsp(c->bytes, 4 * c->k4, col);
+    ekd_column_border(c, oy, ox, col);
 }
 
 void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
@@ -1788,8 +1840,8 @@ void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
     cc.stride_w = p->stride_w;
     cc.pad_h = p->pad_h;
     cc.pad_w = p->pad_w;
-    cc.span_y = (p->k_h - 1) * p->dil_h;
-    cc.span_x = (p->k_w - 1) * p->dil_w;
+    cc.iy_max = p->in_h - 1 - (p->k_h - 1) * p->dil_h;   /* the last window origin inside */
+    cc.ix_max = p->in_w - 1 - (p->k_w - 1) * p->dil_w;
     cc.in_h = p->in_h;
     cc.in_w = p->in_w;
     cc.run = p->k_w * p->in_c;

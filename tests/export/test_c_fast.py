@@ -37,6 +37,8 @@ CONV_CASES = [  # ih, iw, ic, oc, k, stride, padding, act, dil[, output zero poi
     (4, 5, 10, 12, 3, 2, SAME, RELU6, 1, -128),  # RELU6 clamp with zero point -128, 90 taps
     (3, 4, 20, 8, 1, 1, VALID, NONE, 1),         # 10 steps: the unrolled body entered 9 steps before its end
     (2, 3, 24, 4, 1, 1, VALID, RELU, 1, -128),   # 12 steps (entered 11 before the end)
+    (9, 8, 3, 5, 3, 1, SAME, RELU, 2),           # byte gather over the border with dilation 2
+    (5, 9, 8, 4, 5, 1, SAME, NONE, 1),           # whole rows over the border: 2 columns of pad per side
 ]
 DW_CASES = [  # ih, iw, channels, stride, padding, act[, output zero point]
     (7, 8, 3, 1, SAME, RELU),               # odd channel count
@@ -70,6 +72,7 @@ NCHW_CASES = [  # ih, iw, ic, oc, (kh, kw), stride, padding, act, dil, output ze
     (9, 8, 3, 16, (3, 3), 1, SAME, NONE, 1, None),    # ResNet-8's first layer, shrunk
     (21, 10, 1, 12, (10, 4), 2, SAME, RELU, 1, -128), # DS-CNN's first layer, shrunk (all windows clipped)
     (8, 9, 4, 6, (3, 3), 1, VALID, RELU6, 2, None),   # 4 channels (planar, not the word path), dilation 2
+    (9, 10, 3, 4, (3, 3), 1, SAME, NONE, 3, None),    # dilation 3 with padding: windows partly outside
 ]
 
 
