@@ -450,7 +450,35 @@ static void ekd_pool_s8(const ekd_pool_params *p, const int8_t *in, int8_t *out,
             const int32_t fx1 = k_w < in_w - ix0 ? k_w : in_w - ix0;
             const int32_t count = (fy1 - fy0) * (fx1 - fx0);
             int8_t *o = out + (oy * out_w + ox) * ch;
-            for (c = 0; c < ch; ++c) {
+            c = 0;
+#if EKD_NN_USE_DSP
+            if (!is_max && count <= 255) {
+                /* four channels per pass in int16 lanes (|sum| <= 128 * 255 fits): a word of the
+                 * window's pixel, SXTB16 into (c, c+2) and (c+1, c+3), SADD16 */
+                for (; c + 4 <= ch; c += 4) {
+                    int16x2_t se = 0, so = 0;
+                    int32_t s[4], i;
+                    for (fy = fy0; fy < fy1; ++fy) {
+                        const int8_t *x = in + ((iy0 + fy) * in_w + ix0 + fx0) * ch + c;
+                        for (fx = fx0; fx < fx1; ++fx) {
+                            const int32_t v = ekd_read4(x);
+                            se = __sadd16(se, __sxtb16(v));
+                            so = __sadd16(so, ekd_sxtb16_ror8(v));
+                            x += ch;
+                        }
+                    }
+                    s[0] = (int16_t)se;
+                    s[1] = (int16_t)so;
+                    s[2] = (int32_t)se >> 16;
+                    s[3] = (int32_t)so >> 16;
+                    for (i = 0; i < 4; ++i) {
+                        const int32_t acc = s[i] > 0 ? (s[i] + count / 2) / count : (s[i] - count / 2) / count;
+                        o[c + i] = (int8_t)ekd_clamp(acc, lo, hi);
+                    }
+                }
+            }
+#endif
+            for (; c < ch; ++c) {
                 int32_t acc = is_max ? -128 : 0;
                 for (fy = fy0; fy < fy1; ++fy) {
                     const int8_t *x = in + ((iy0 + fy) * in_w + ix0) * ch + c;
@@ -611,21 +639,32 @@ static inline int32_t ekd_rq_out(int32_t acc, const int32_t *rq, int32_t lo, int
         }                                                                                            \
     } while (0)
 
+/* Bytes between a convolution's input values along y, x and channels: NHWC, or NCHW where the
+ * export folded the input's TRANSPOSE into the convolution (in_planar). */
+static void ekd_in_strides(const ekd_conv_params *p, int32_t *sy, int32_t *sx, int32_t *sc)
+{
+    *sc = p->in_planar ? p->in_h * p->in_w : 1;
+    *sx = p->in_planar ? 1 : p->in_c;
+    *sy = p->in_planar ? p->in_w : p->in_w * p->in_c;
+}
+
+
 #if EKD_NN_USE_DSP
 
-/* The two hot loops are hand-scheduled Thumb-2 (file-scope asm, so no optimization level or frame
- * pointer setting can run the compiler out of registers): the 2 x 3 block keeps 6 accumulators,
- * 4 sign-extended weight pairs and a column pair in registers, all 14 usable registers. */
+/* The hot loops are hand-scheduled Thumb-2 (file-scope asm, so no optimization level or frame
+ * pointer setting can run the compiler out of registers). The convolution GEMM's 4 x 2 block keeps
+ * 8 accumulators, 2 column words, 2 weight words and the two stream pointers in the 14 usable
+ * registers; its weights are int16, doubled at export (no SXTB16 in the loop, and the doubled
+ * accumulator is what SMMLAR needs). */
 typedef struct {
-    const int32_t *cols;    /* 0: 3 columns interleaved per step of 4 taps: (x0,x2), (x1,x3) per pixel */
-    const int8_t *w;        /* 4: channel-pair blocked weights */
-    const int32_t *rq;      /* 8: EKD_RQ_WORDS per channel */
+    const int32_t *cols;    /* 0: 2 columns interleaved per step of 2 taps: pixel 0's pair, pixel 1's */
+    const int32_t *w;       /* 4: per block of 4 channels, per step, the 4 channels' int16 pairs (2 w) */
+    const int32_t *rq;      /* 8: EKD_RQ_WORDS per channel, the bias doubled */
     int8_t *out;            /* 12: pixel 0, first channel */
     int32_t out_stride;     /* 16: bytes from one pixel's outputs to the next */
-    int32_t steps;          /* 20: taps / 4, >= 1 */
-    int32_t pairs;          /* 24: channel pairs, >= 1 */
-    int32_t lo2, hi2;       /* 28, 32: activation clamp in both halfwords */
-    int32_t odd;            /* 36: the last pair has one real channel */
+    int32_t steps;          /* 20: taps / 2, >= 2 */
+    int32_t blocks;         /* 24: blocks of 4 channels, >= 1 */
+    int32_t lo4, hi4;       /* 28, 32: activation clamp in all four bytes */
 } ekd_gemm_job;
 
 typedef struct {
@@ -639,11 +678,13 @@ typedef struct {
 } ekd_gemv_job;
 
 /* the asm reads these offsets: fail the build if a port changes them (a negative array size) */
-typedef char ekd_check_gemm_job[(offsetof(ekd_gemm_job, odd) == 36 && offsetof(ekd_gemm_job, lo2) == 28
+typedef char ekd_check_gemm_job[(offsetof(ekd_gemm_job, hi4) == 32 && offsetof(ekd_gemm_job, blocks) == 24
                                  && offsetof(ekd_gemv_job, hi4) == 28 && offsetof(ekd_gemv_job, blocks) == 20)
                                 ? 1 : -1];
 
-void ekd_gemm_2x3_dsp(const ekd_gemm_job *job);
+void ekd_gemm_4x2_sat_dsp(const ekd_gemm_job *job);
+void ekd_gemm_4x2_round_dsp(const ekd_gemm_job *job);
+void ekd_gemm_4x2_clamp_dsp(const ekd_gemm_job *job);
 void ekd_gemv_4x1_dsp(const ekd_gemv_job *job);
 
 __asm__(
@@ -658,131 +699,6 @@ __asm__(
     "    asr     \\acc, \\acc, \\r\n"
     "    ssat    \\acc, #8, \\acc\n"
     "    .endm\n"
-    /* one step of 4 taps for 2 channels x 3 pixels: 24 MACs */
-    "    .macro EKD_STEP23\n"
-    "    ldrd    r7, r9, [lr], #8\n"
-    "    sxtb16  r6, r7\n"
-    "    sxtb16  r7, r7, ror #8\n"
-    "    sxtb16  r8, r9\n"
-    "    sxtb16  r9, r9, ror #8\n"
-    "    ldrd    r10, r11, [r12], #8\n"
-    "    smlad   r0, r10, r6, r0\n"
-    "    smlad   r3, r10, r8, r3\n"
-    "    smlad   r0, r11, r7, r0\n"
-    "    smlad   r3, r11, r9, r3\n"
-    "    ldrd    r10, r11, [r12], #8\n"
-    "    smlad   r1, r10, r6, r1\n"
-    "    smlad   r4, r10, r8, r4\n"
-    "    smlad   r1, r11, r7, r1\n"
-    "    smlad   r4, r11, r9, r4\n"
-    "    ldrd    r10, r11, [r12], #8\n"
-    "    smlad   r2, r10, r6, r2\n"
-    "    smlad   r5, r10, r8, r5\n"
-    "    smlad   r2, r11, r7, r2\n"
-    "    smlad   r5, r11, r9, r5\n"
-    "    .endm\n"
-    /* clamp the two int8 values in a's and b's low halfwords to [lo2, hi2] and pack them into a's
-     * two low bytes (a = a | b << 16, max / min by SSUB16 + SEL, then bytes 0 and 2 -> 0 and 1) */
-    "    .macro EKD_PACK2 a, b\n"
-    "    pkhbt   \\a, \\a, \\b, lsl #16\n"
-    "    ssub16  r10, \\a, r6\n"
-    "    sel     \\a, \\a, r6\n"
-    "    ssub16  r10, r7, \\a\n"
-    "    sel     \\a, \\a, r7\n"
-    "    uxtb16  \\a, \\a\n"
-    "    orr     \\a, \\a, \\a, lsr #8\n"
-    "    .endm\n"
-    "    .section .text.ekd_gemm_2x3_dsp,\"ax\",%progbits\n"
-    "    .p2align 2\n"
-    "    .global ekd_gemm_2x3_dsp\n"
-    "    .type   ekd_gemm_2x3_dsp, %function\n"
-    "    .thumb_func\n"
-    "ekd_gemm_2x3_dsp:\n"
-    "    push    {r4-r11, lr}\n"
-    "    sub     sp, sp, #28\n"              /* 0 cols, 4 rq, 8 out, 12 pairs left, 16 end4, 20 end, 24 job */
-    "    ldr     r1, [r0, #0]\n"
-    "    ldr     r2, [r0, #8]\n"
-    "    ldr     r3, [r0, #12]\n"
-    "    ldr     r4, [r0, #20]\n"
-    "    ldr     r5, [r0, #24]\n"
-    "    ldr     lr, [r0, #4]\n"
-    "    str     r1, [sp, #0]\n"
-    "    str     r2, [sp, #4]\n"
-    "    str     r3, [sp, #8]\n"
-    "    str     r5, [sp, #12]\n"
-    "    str     r0, [sp, #24]\n"
-    "    bic     r6, r4, #3\n"
-    "    add     r6, r6, r6, lsl #1\n"
-    "    add     r6, r1, r6, lsl #3\n"
-    "    str     r6, [sp, #16]\n"
-    "    add     r4, r4, r4, lsl #1\n"
-    "    add     r4, r1, r4, lsl #3\n"
-    "    str     r4, [sp, #20]\n"
-    "1:  ldr     r12, [sp, #0]\n"            /* per channel pair: columns from the start */
-    "    ldr     r10, [sp, #4]\n"
-    "    ldr     r0, [r10, #12]\n"
-    "    ldr     r3, [r10, #28]\n"
-    "    mov     r1, r0\n"
-    "    mov     r2, r0\n"
-    "    mov     r4, r3\n"
-    "    mov     r5, r3\n"
-    "    ldr     r10, [sp, #16]\n"
-    "    cmp     r12, r10\n"
-    "    beq     3f\n"
-    "2:  EKD_STEP23\n"
-    "    EKD_STEP23\n"
-    "    EKD_STEP23\n"
-    "    EKD_STEP23\n"
-    "    ldr     r10, [sp, #16]\n"
-    "    cmp     r12, r10\n"
-    "    bne     2b\n"
-    "3:  ldr     r10, [sp, #20]\n"
-    "    cmp     r12, r10\n"
-    "    beq     5f\n"
-    "4:  EKD_STEP23\n"
-    "    ldr     r10, [sp, #20]\n"
-    "    cmp     r12, r10\n"
-    "    bne     4b\n"
-    "5:  ldr     r12, [sp, #4]\n"
-    "    ldmia   r12!, {r6-r9}\n"
-    "    EKD_RQ  r0, r6, r7, r8, r10\n"
-    "    EKD_RQ  r1, r6, r7, r8, r10\n"
-    "    EKD_RQ  r2, r6, r7, r8, r10\n"
-    "    ldmia   r12!, {r6-r9}\n"
-    "    EKD_RQ  r3, r6, r7, r8, r10\n"
-    "    EKD_RQ  r4, r6, r7, r8, r10\n"
-    "    EKD_RQ  r5, r6, r7, r8, r10\n"
-    "    str     r12, [sp, #4]\n"
-    "    ldr     r11, [sp, #24]\n"
-    "    ldr     r6, [r11, #28]\n"
-    "    ldr     r7, [r11, #32]\n"
-    "    ldr     r8, [r11, #16]\n"
-    "    ldr     r9, [r11, #36]\n"
-    "    ldr     r12, [sp, #8]\n"
-    "    EKD_PACK2 r0, r3\n"
-    "    EKD_PACK2 r1, r4\n"
-    "    EKD_PACK2 r2, r5\n"
-    "    add     r11, r12, r8, lsl #1\n"
-    "    ldr     r10, [sp, #12]\n"
-    "    cmp     r10, #1\n"
-    "    bne     6f\n"
-    "    cmp     r9, #0\n"
-    "    beq     6f\n"
-    "    strb    r0, [r12]\n"                /* odd channel count: the last pair's second is a dummy */
-    "    strb    r1, [r12, r8]\n"
-    "    strb    r2, [r11]\n"
-    "    b       7f\n"
-    "6:  strh    r0, [r12]\n"
-    "    strh    r1, [r12, r8]\n"
-    "    strh    r2, [r11]\n"
-    "7:  add     r12, r12, #2\n"
-    "    str     r12, [sp, #8]\n"
-    "    subs    r10, r10, #1\n"
-    "    str     r10, [sp, #12]\n"
-    "    bne     1b\n"
-    "    add     sp, sp, #28\n"
-    "    pop     {r4-r11, pc}\n"
-    "    .size   ekd_gemm_2x3_dsp, . - ekd_gemm_2x3_dsp\n"
     /* one step of 4 inputs for 4 output rows: 16 MACs */
     "    .macro EKD_STEP41\n"
     "    ldrd    r4, r5, [r11], #8\n"
@@ -874,23 +790,214 @@ __asm__(
     "    .size   ekd_gemv_4x1_dsp, . - ekd_gemv_4x1_dsp\n"
     "    .text\n");
 
+/* The convolution GEMM: per block of 4 output channels, the first step adds to the biases, the
+ * other steps-1 run a 16-step unrolled body entered (steps - 1) % 16 steps before its end (Duff's
+ * device: a table of entry offsets in words), then the 8 outputs are requantized and stored as two words.
+ * Three epilogues: sat (output zero point -128, no clamp: no rounding correction), round (the
+ * (acc < 0) correction), clamp (correction and the activation clamp). */
+__asm__(
+    "    .syntax unified\n"
+    "    .thumb\n"
+    /* one step of 2 taps for 4 channels x 2 pixels: 16 MACs (all 32-bit encodings: the Duff
+     * entry below jumps into the unrolled body by a fixed size per step, 14 words) */
+    "    .macro EKD_STEP42\n"
+    "    ldr.w   r8, [r12], #4\n"
+    "    ldr.w   r9, [r12], #4\n"
+    "    ldr.w   r10, [lr], #4\n"
+    "    ldr.w   r11, [lr], #4\n"
+    "    smlad   r0, r8, r10, r0\n"
+    "    smlad   r1, r9, r10, r1\n"
+    "    smlad   r2, r8, r11, r2\n"
+    "    smlad   r3, r9, r11, r3\n"
+    "    ldr.w   r10, [lr], #4\n"
+    "    ldr.w   r11, [lr], #4\n"
+    "    smlad   r4, r8, r10, r4\n"
+    "    smlad   r5, r9, r10, r5\n"
+    "    smlad   r6, r8, r11, r6\n"
+    "    smlad   r7, r9, r11, r7\n"
+    "    .endm\n"
+    /* requantize one channel's two doubled accumulators a, b with its record at r12 + off:
+     * SMMLAR adds the rounding term to t = (2 acc m + 2^31) >> 32; mode 0 leaves out the
+     * (acc < 0) correction (exact when the output zero point is -128 and nothing is clamped) */
+    "    .macro EKD_RQ42 a, b, off, mode\n"
+    "    ldr     r8, [r12, #\\off]\n"
+    "    ldr     r9, [r12, #\\off + 4]\n"
+    "    ldr     r10, [r12, #\\off + 8]\n"
+    "    .if \\mode == 0\n"
+    "    smmlar  \\a, \\a, r8, r10\n"
+    "    smmlar  \\b, \\b, r8, r10\n"
+    "    .else\n"
+    "    smmlar  r11, \\a, r8, r10\n"
+    "    add     \\a, r11, \\a, asr #31\n"
+    "    smmlar  r11, \\b, r8, r10\n"
+    "    add     \\b, r11, \\b, asr #31\n"
+    "    .endif\n"
+    "    asr     \\a, \\a, r9\n"
+    "    asr     \\b, \\b, r9\n"
+    "    ssat    \\a, #8, \\a\n"
+    "    ssat    \\b, #8, \\b\n"
+    "    .endm\n"
+    "    .macro EKD_GEMM42 name, mode\n"
+    "    .section .text.\\name,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global \\name\n"
+    "    .type   \\name, %function\n"
+    "    .thumb_func\n"
+    "\\name:\n"
+    "    push    {r4-r11, lr}\n"
+    "    sub     sp, sp, #40\n"              /* 4 cols, 8 rq, 12 out, 16 stride, 20 entry, 24 cols end, 28 w end, 32 lo4, 36 hi4 */
+    "    ldr     r1, [r0, #0]\n"
+    "    ldr     r2, [r0, #8]\n"
+    "    ldr     r3, [r0, #12]\n"
+    "    ldr     r4, [r0, #16]\n"
+    "    ldr     r5, [r0, #20]\n"
+    "    ldr     r6, [r0, #24]\n"
+    "    ldr     r7, [r0, #28]\n"
+    "    ldr     r8, [r0, #32]\n"
+    "    ldr     lr, [r0, #4]\n"
+    "    str     r1, [sp, #4]\n"
+    "    str     r2, [sp, #8]\n"
+    "    str     r3, [sp, #12]\n"
+    "    str     r4, [sp, #16]\n"
+    "    str     r7, [sp, #32]\n"
+    "    str     r8, [sp, #36]\n"
+    "    add     r9, r1, r5, lsl #3\n"
+    "    str     r9, [sp, #24]\n"
+    "    mul     r6, r6, r5\n"
+    "    add     r6, lr, r6, lsl #4\n"
+    "    str     r6, [sp, #28]\n"
+    "    sub     r5, r5, #1\n"               /* steps after the first, entered (steps - 1) % 16 from the end */
+    "    and     r5, r5, #15\n"
+    "    adr.w   r9, 9f\n"
+    "    ldrb    r5, [r9, r5]\n"
+    "    adr.w   r9, 2f\n"
+    "    add     r9, r9, r5, lsl #2\n"
+    "    orr     r9, r9, #1\n"
+    "    str     r9, [sp, #20]\n"
+    "1:  ldr     r10, [sp, #8]\n"            /* per block of 4 channels: the first step adds to the biases */
+    "    ldr     r12, [sp, #4]\n"
+    "    ldr     r0, [r10, #12]\n"
+    "    ldr     r2, [r10, #28]\n"
+    "    ldr     r4, [r10, #44]\n"
+    "    ldr     r6, [r10, #60]\n"
+    "    ldr     r8, [r12], #4\n"
+    "    ldr     r9, [r12], #4\n"
+    "    ldr     r10, [lr], #4\n"
+    "    ldr     r11, [lr], #4\n"
+    "    smlad   r1, r9, r10, r0\n"
+    "    smlad   r0, r8, r10, r0\n"
+    "    smlad   r3, r9, r11, r2\n"
+    "    smlad   r2, r8, r11, r2\n"
+    "    ldr     r10, [lr], #4\n"
+    "    ldr     r11, [lr], #4\n"
+    "    smlad   r5, r9, r10, r4\n"
+    "    smlad   r4, r8, r10, r4\n"
+    "    smlad   r7, r9, r11, r6\n"
+    "    smlad   r6, r8, r11, r6\n"
+    "    ldr     r8, [sp, #20]\n"
+    "    bx      r8\n"
+    "2:  EKD_STEP42\n"
+    "21: EKD_STEP42\n"
+    "22: EKD_STEP42\n"
+    "23: EKD_STEP42\n"
+    "24: EKD_STEP42\n"
+    "25: EKD_STEP42\n"
+    "26: EKD_STEP42\n"
+    "27: EKD_STEP42\n"
+    "28: EKD_STEP42\n"
+    "29: EKD_STEP42\n"
+    "30: EKD_STEP42\n"
+    "31: EKD_STEP42\n"
+    "32: EKD_STEP42\n"
+    "33: EKD_STEP42\n"
+    "34: EKD_STEP42\n"
+    "35: EKD_STEP42\n"
+    "    ldr     r8, [sp, #24]\n"
+    "    cmp     r12, r8\n"
+    "    bne     2b\n"
+    "    ldr     r12, [sp, #8]\n"
+    "    EKD_RQ42 r0, r1, 0, \\mode\n"
+    "    EKD_RQ42 r2, r3, 16, \\mode\n"
+    "    EKD_RQ42 r4, r5, 32, \\mode\n"
+    "    EKD_RQ42 r6, r7, 48, \\mode\n"
+    "    bfi     r0, r2, #8, #8\n"           /* pixel 0's four channels as one word, pixel 1's likewise */
+    "    bfi     r0, r4, #16, #8\n"
+    "    bfi     r0, r6, #24, #8\n"
+    "    bfi     r1, r3, #8, #8\n"
+    "    bfi     r1, r5, #16, #8\n"
+    "    bfi     r1, r7, #24, #8\n"
+    "    .if \\mode == 2\n"
+    "    ldr     r8, [sp, #32]\n"            /* activation clamp on the four bytes: max by SSUB8 + SEL, then min */
+    "    ldr     r9, [sp, #36]\n"
+    "    ssub8   r10, r0, r8\n"
+    "    sel     r0, r0, r8\n"
+    "    ssub8   r10, r9, r0\n"
+    "    sel     r0, r0, r9\n"
+    "    ssub8   r10, r1, r8\n"
+    "    sel     r1, r1, r8\n"
+    "    ssub8   r10, r9, r1\n"
+    "    sel     r1, r1, r9\n"
+    "    .endif\n"
+    "    ldr     r8, [sp, #12]\n"
+    "    ldr     r9, [sp, #16]\n"
+    "    ldr     r10, [sp, #28]\n"
+    "    str     r0, [r8]\n"
+    "    str     r1, [r8, r9]\n"
+    "    add     r8, r8, #4\n"
+    "    add     r12, r12, #64\n"
+    "    str     r8, [sp, #12]\n"
+    "    str     r12, [sp, #8]\n"
+    "    cmp     lr, r10\n"
+    "    bne     1b\n"
+    "    add     sp, sp, #40\n"
+    "    pop     {r4-r11, pc}\n"
+    "9:  .byte   0, (35b - 2b) / 4, (34b - 2b) / 4, (33b - 2b) / 4, (32b - 2b) / 4, (31b - 2b) / 4, (30b - 2b) / 4, (29b - 2b) / 4, (28b - 2b) / 4, (27b - 2b) / 4, (26b - 2b) / 4, (25b - 2b) / 4, (24b - 2b) / 4, (23b - 2b) / 4, (22b - 2b) / 4, (21b - 2b) / 4\n"
+    "    .p2align 1\n"
+    "    .size   \\name, . - \\name\n"
+    "    .endm\n"
+    "    EKD_GEMM42 ekd_gemm_4x2_sat_dsp, 0\n"
+    "    EKD_GEMM42 ekd_gemm_4x2_round_dsp, 1\n"
+    "    EKD_GEMM42 ekd_gemm_4x2_clamp_dsp, 2\n"
+    "    .text\n");
+
 typedef struct {
-    const int32_t *plane;   /* 0: the plane row under the band's first output row */
-    const int32_t *w;       /* 4: (w0,w1), (w1,w2) per filter row */
-    const int32_t *rq;      /* 8: EKD_RQ_WORDS */
-    int8_t *out;            /* 12: this channel of the band's first output pixel */
-    int32_t step;           /* 16: bytes between output pixels (the channel count) */
-    int32_t out_w;          /* 20 */
-    int32_t rows;           /* 24: output rows in this band */
-    int32_t row_bytes;      /* 28: plane row stride */
-    int32_t lo2, hi2;       /* 32, 36: activation clamp in both halfwords */
-    int32_t *accs;          /* 40: rows * out_w + 1 accumulators */
+    const int16_t *plane;   /* 0: the first channel's plane */
+    const int32_t *rec;     /* 4: the first channel's record: EKD_DW_REC_WORDS */
+    int8_t *out;            /* 8: the first channel's first output */
+    int32_t plane_bytes;    /* 12: from one channel's plane to the next */
+    int32_t row_bytes;      /* 16: plane row stride */
+    int32_t rows;           /* 20: output rows, >= 1 */
+    int32_t groups;         /* 24: whole groups of 4 outputs per row */
+    int32_t rem;            /* 28: outputs of a last, partial group (0..3) */
+    int32_t out_step;       /* 32: bytes between the outputs of a row */
+    int32_t out_row;        /* 36: bytes between output rows */
+    int32_t channels;       /* 40: channels in this call, >= 1 */
     int32_t stride;         /* 44: 1 or 2 */
+    int32_t lo4, hi4;       /* 48, 52: activation clamp in all four bytes */
 } ekd_dw_job;
 
-typedef char ekd_check_dw_job[(offsetof(ekd_dw_job, stride) == 44 && offsetof(ekd_dw_job, accs) == 40) ? 1 : -1];
+typedef struct {
+    const int8_t *src;      /* 0: channel c of a row's first input value (used up by the call) */
+    int16_t *dst;           /* 4: its slot in plane c (used up) */
+    int32_t pairs;          /* 8: pairs of values per row after a lone first one */
+    int32_t rows;           /* 12: >= 1 */
+    int32_t step;           /* 16: input bytes between the values of a row */
+    int32_t src_row;        /* 20: input bytes between rows */
+    int32_t dst_row;        /* 24: plane row bytes */
+    int32_t plane_bytes;    /* 28: from one plane to the next (4 planes: channels c..c+3) */
+    int32_t lead, trail;    /* 32, 36: a lone value before the pairs (dst not word aligned) / after them */
+} ekd_fill4_job;
 
-void ekd_dw3x3_dsp(const ekd_dw_job *job);
+typedef char ekd_check_dw_job[(offsetof(ekd_dw_job, hi4) == 52 && offsetof(ekd_dw_job, stride) == 44
+                               && offsetof(ekd_fill4_job, trail) == 36) ? 1 : -1];
+
+void ekd_dw3x3_s1_sat_dsp(const ekd_dw_job *job);
+void ekd_dw3x3_s1_round_dsp(const ekd_dw_job *job);
+void ekd_dw3x3_s1_clamp_dsp(const ekd_dw_job *job);
+void ekd_dw3x3_s2_sat_dsp(const ekd_dw_job *job);
+void ekd_dw3x3_s2_round_dsp(const ekd_dw_job *job);
+void ekd_dw3x3_s2_clamp_dsp(const ekd_dw_job *job);
+void ekd_plane_fill4_dsp(ekd_fill4_job *job);
 
 typedef struct {
     const int8_t *src;      /* 0: channel c of the first input pixel copied */
@@ -906,147 +1013,386 @@ typedef char ekd_check_fill_job[(offsetof(ekd_fill_job, dst_row) == 24) ? 1 : -1
 
 void ekd_plane_fill_dsp(ekd_fill_job *job);   /* counts job->rows down */
 
-/* Pass 1 runs the three filter rows over the plane, row by row, into accs (stride 1: two outputs
- * per iteration, A = (P[x], P[x+1]), B = (P[x+2], P[x+3]): out[x] = SMLAD(A, w01) + SMLABT(B, w12),
- * out[x+1] = SMLATB(A, w01) + SMLAD(B, w12); an odd row's extra value is overwritten by the next
- * row; stride 2: out[x] = SMLAD(A, w01) + SMLABT(B, w12) with A at P[2x]). Pass 2 requantizes
- * the band's outputs in one run (consecutive pixels are a channel count apart in NHWC), clamping
- * pairs with SSUB16 + SEL. */
+/* Depthwise 3x3 over channel planes: each output row in groups of 4 outputs, the group's 4
+ * accumulators in registers, the three filter rows' plane words loaded once per group (stride 1:
+ * A, B, C = P[x..x+5]: out[x] = SMLAD(A, w01) + SMLABT(B, w12), out[x+1] = SMLATB(A, w01) +
+ * SMLAD(B, w12), out[x+2], out[x+3] likewise from B, C; stride 2: A..E = P[2x..2x+9], out[x+i] =
+ * SMLAD(P pair 2i, w01) + SMLABT(pair 2i+1, w12)), then requantized at once (the GEMM's three
+ * epilogues) and stored a channel count (or a row) apart. The channel's weight pairs and
+ * requantization record are copied onto the stack, so the loads chain with the plane's. */
 __asm__(
     "    .syntax unified\n"
     "    .thumb\n"
-    "    .section .text.ekd_dw3x3_dsp,\"ax\",%progbits\n"
-    "    .p2align 2\n"
-    "    .global ekd_dw3x3_dsp\n"
-    "    .type   ekd_dw3x3_dsp, %function\n"
-    "    .thumb_func\n"
-    "ekd_dw3x3_dsp:\n"
-    "    push    {r4-r11, lr}\n"
-    "    sub     sp, sp, #24\n"              /* 0 job, 4 rows left, 8 row acc bytes, 12 row end, 16 plane skip, 20 drop */
-    "    str     r0, [sp, #0]\n"
-    "    ldr     r1, [r0, #24]\n"
-    "    ldr     r2, [r0, #20]\n"
-    "    ldr     r3, [r0, #44]\n"
-    "    str     r1, [sp, #4]\n"
-    "    ldr     r1, [r0, #28]\n"
-    "    mul     r1, r1, r3\n"               /* stride rows of the plane per output row */
-    "    movs    r4, #0\n"
-    "    cmp     r3, #1\n"
-    "    bne     1f\n"
-    "    tst     r2, #1\n"                   /* stride 1 runs pairs: an odd row computes one extra */
-    "    itt     ne\n"
-    "    addne   r2, r2, #1\n"
-    "    movne   r4, #4\n"
-    "    sub     r1, r1, r2, lsl #1\n"       /* the row's pairs advanced the pointers 2 bytes per output */
-    "    b       2f\n"
-    "1:  sub     r1, r1, r2, lsl #2\n"       /* stride 2: 4 bytes per output */
-    "2:  lsl     r2, r2, #2\n"
-    "    str     r2, [sp, #8]\n"
-    "    str     r1, [sp, #16]\n"
-    "    str     r4, [sp, #20]\n"
-    "    ldr     r10, [r0, #0]\n"
-    "    ldr     r1, [r0, #28]\n"
-    "    ldr     r2, [r0, #4]\n"
-    "    ldr     lr, [r0, #40]\n"
-    "    ldmia   r2, {r4-r9}\n"
-    "    add     r11, r10, r1\n"
-    "    add     r12, r11, r1\n"
-    "3:  ldr     r2, [sp, #8]\n"             /* next output row */
-    "    ldr     r0, [sp, #0]\n"
-    "    add     r2, lr, r2\n"
-    "    str     r2, [sp, #12]\n"
-    "    ldr     r3, [r0, #44]\n"
-    "    cmp     r3, #1\n"
-    "    bne     5f\n"
-    "4:  ldr     r2, [r10], #4\n"            /* stride 1: outputs x, x+1 */
-    "    ldr     r3, [r10]\n"
-    "    smuad   r0, r2, r4\n"
-    "    smultb  r1, r2, r4\n"
-    "    smlabt  r0, r3, r5, r0\n"
-    "    smlad   r1, r3, r5, r1\n"
-    "    ldr     r2, [r11], #4\n"
-    "    ldr     r3, [r11]\n"
-    "    smlad   r0, r2, r6, r0\n"
-    "    smlatb  r1, r2, r6, r1\n"
-    "    smlabt  r0, r3, r7, r0\n"
-    "    smlad   r1, r3, r7, r1\n"
-    "    ldr     r2, [r12], #4\n"
-    "    ldr     r3, [r12]\n"
-    "    smlad   r0, r2, r8, r0\n"
-    "    smlatb  r1, r2, r8, r1\n"
-    "    smlabt  r0, r3, r9, r0\n"
-    "    smlad   r1, r3, r9, r1\n"
-    "    ldr     r2, [sp, #12]\n"
-    "    stmia   lr!, {r0, r1}\n"
-    "    cmp     lr, r2\n"
-    "    bne     4b\n"
-    "    b       6f\n"
-    "5:  ldr     r2, [r10], #4\n"            /* stride 2: output x */
-    "    ldr     r3, [r10]\n"
-    "    smuad   r0, r2, r4\n"
-    "    smlabt  r0, r3, r5, r0\n"
-    "    ldr     r2, [r11], #4\n"
-    "    ldr     r3, [r11]\n"
-    "    smlad   r0, r2, r6, r0\n"
-    "    smlabt  r0, r3, r7, r0\n"
-    "    ldr     r2, [r12], #4\n"
-    "    ldr     r3, [r12]\n"
-    "    smlad   r0, r2, r8, r0\n"
-    "    smlabt  r0, r3, r9, r0\n"
-    "    ldr     r2, [sp, #12]\n"
-    "    str     r0, [lr], #4\n"
-    "    cmp     lr, r2\n"
-    "    bne     5b\n"
-    "6:  ldr     r2, [sp, #16]\n"
-    "    ldr     r3, [sp, #20]\n"
-    "    add     r10, r10, r2\n"
-    "    add     r11, r11, r2\n"
-    "    add     r12, r12, r2\n"
-    "    sub     lr, lr, r3\n"
-    "    ldr     r1, [sp, #4]\n"
-    "    subs    r1, r1, #1\n"
-    "    str     r1, [sp, #4]\n"
-    "    bne     3b\n"
-    "    ldr     r0, [sp, #0]\n"             /* pass 2: requantize rows * out_w values */
-    "    ldr     r1, [r0, #8]\n"
-    "    ldr     r8, [r0, #32]\n"
-    "    ldr     r9, [r0, #36]\n"
-    "    ldr     r11, [r0, #16]\n"
-    "    ldr     r12, [r0, #20]\n"
-    "    ldr     r2, [r0, #24]\n"
-    "    ldr     r10, [r0, #12]\n"
-    "    ldr     lr, [r0, #40]\n"
-    "    ldmia   r1, {r4-r7}\n"              /* m, shift, round, bias */
-    "    mul     r12, r12, r2\n"
-    "    lsl     r7, r7, #1\n"
-    "7:  ldmia   lr!, {r0, r1}\n"
-    "    add     r0, r7, r0, lsl #1\n"       /* 2 (acc + bias) */
-    "    add     r1, r7, r1, lsl #1\n"
-    "    smmulr  r0, r0, r4\n"
-    "    smmulr  r1, r1, r4\n"
-    "    add     r2, r6, r0, asr #31\n"
-    "    add     r3, r6, r1, asr #31\n"
-    "    add     r0, r0, r2\n"
-    "    add     r1, r1, r3\n"
+    /* stride 1, one filter row of a group of 4 outputs: A, B, C = plane values x..x+5 of row p,
+     * the row's weight pairs (w0, w1), (w1, w2) from the channel record on the stack */
+    "    .macro EKD_DW_ROW1 p, wo, first\n"
+    "    .if \\first\n"
+    "    ldr     r0, [sp, #36]\n"
+    "    .endif\n"
+    "    ldr     r4, [\\p], #8\n"
+    "    ldr     r5, [\\p, #-4]\n"
+    "    ldr     r6, [\\p]\n"
+    "    ldr     r7, [sp, #\\wo]\n"
+    "    ldr     r8, [sp, #\\wo + 4]\n"
+    "    .if \\first\n"
+    "    smlatb  r1, r4, r7, r0\n"
+    "    smlad   r2, r5, r7, r0\n"
+    "    smlatb  r3, r5, r7, r0\n"
+    "    smlad   r0, r4, r7, r0\n"
+    "    .else\n"
+    "    smlad   r0, r4, r7, r0\n"
+    "    smlatb  r1, r4, r7, r1\n"
+    "    smlad   r2, r5, r7, r2\n"
+    "    smlatb  r3, r5, r7, r3\n"
+    "    .endif\n"
+    "    smlabt  r0, r5, r8, r0\n"
+    "    smlad   r1, r5, r8, r1\n"
+    "    smlabt  r2, r6, r8, r2\n"
+    "    smlad   r3, r6, r8, r3\n"
+    "    .endm\n"
+    /* stride 2: A..E = plane values 2x..2x+9 */
+    "    .macro EKD_DW_ROW2 p, wo, first\n"
+    "    .if \\first\n"
+    "    ldr     r0, [sp, #36]\n"
+    "    .endif\n"
+    "    ldr     r4, [\\p], #16\n"
+    "    ldr     r5, [\\p, #-12]\n"
+    "    ldr     r6, [\\p, #-8]\n"
+    "    ldr     r7, [sp, #\\wo]\n"
+    "    ldr     r8, [sp, #\\wo + 4]\n"
+    "    .if \\first\n"
+    "    smlad   r1, r5, r7, r0\n"
+    "    smlad   r2, r6, r7, r0\n"
+    "    mov     r3, r0\n"
+    "    smlad   r0, r4, r7, r0\n"
+    "    .else\n"
+    "    smlad   r0, r4, r7, r0\n"
+    "    smlad   r1, r5, r7, r1\n"
+    "    smlad   r2, r6, r7, r2\n"
+    "    .endif\n"
+    "    smlabt  r0, r5, r8, r0\n"
+    "    smlabt  r1, r6, r8, r1\n"
+    "    ldr     r4, [\\p, #-4]\n"
+    "    ldr     r5, [\\p]\n"
+    "    smlabt  r2, r4, r8, r2\n"
+    "    smlad   r3, r4, r7, r3\n"
+    "    smlabt  r3, r5, r8, r3\n"
+    "    .endm\n"
+    /* a group of 2 outputs (a row's last 1 or 2): stride 1 from A, B = P[x..x+3], stride 2 from
+     * A, B, C = P[2x..2x+5]; the pointer still advances by a whole group */
+    "    .macro EKD_DW_PAIR p, wo, first, s\n"
+    "    .if \\first\n"
+    "    ldr     r0, [sp, #36]\n"
+    "    .endif\n"
+    "    .if \\s == 1\n"
+    "    ldr     r4, [\\p], #8\n"
+    "    ldr     r5, [\\p, #-4]\n"
+    "    .else\n"
+    "    ldr     r4, [\\p], #16\n"
+    "    ldr     r5, [\\p, #-12]\n"
+    "    ldr     r6, [\\p, #-8]\n"
+    "    .endif\n"
+    "    ldr     r7, [sp, #\\wo]\n"
+    "    ldr     r8, [sp, #\\wo + 4]\n"
+    "    .if \\s == 1\n"
+    "    .if \\first\n"
+    "    smlatb  r1, r4, r7, r0\n"
+    "    smlad   r0, r4, r7, r0\n"
+    "    .else\n"
+    "    smlad   r0, r4, r7, r0\n"
+    "    smlatb  r1, r4, r7, r1\n"
+    "    .endif\n"
+    "    smlabt  r0, r5, r8, r0\n"
+    "    smlad   r1, r5, r8, r1\n"
+    "    .else\n"
+    "    .if \\first\n"
+    "    smlad   r1, r5, r7, r0\n"
+    "    smlad   r0, r4, r7, r0\n"
+    "    .else\n"
+    "    smlad   r0, r4, r7, r0\n"
+    "    smlad   r1, r5, r7, r1\n"
+    "    .endif\n"
+    "    smlabt  r0, r5, r8, r0\n"
+    "    smlabt  r1, r6, r8, r1\n"
+    "    .endif\n"
+    "    .endm\n"
+    /* n (2 or 4) doubled accumulators r0.. to int8 (the mode as in the GEMM) */
+    "    .macro EKD_DW_RQ n, mode\n"
+    "    ldr     r4, [sp, #24]\n"
+    "    ldr     r5, [sp, #28]\n"
+    "    ldr     r6, [sp, #32]\n"
+    "    .if \\mode == 0\n"
+    "    smmlar  r0, r0, r4, r6\n"
+    "    smmlar  r1, r1, r4, r6\n"
+    "    .if \\n == 4\n"
+    "    smmlar  r2, r2, r4, r6\n"
+    "    smmlar  r3, r3, r4, r6\n"
+    "    .endif\n"
+    "    .else\n"
+    "    smmlar  r7, r0, r4, r6\n"
+    "    add     r0, r7, r0, asr #31\n"
+    "    smmlar  r7, r1, r4, r6\n"
+    "    add     r1, r7, r1, asr #31\n"
+    "    .if \\n == 4\n"
+    "    smmlar  r7, r2, r4, r6\n"
+    "    add     r2, r7, r2, asr #31\n"
+    "    smmlar  r7, r3, r4, r6\n"
+    "    add     r3, r7, r3, asr #31\n"
+    "    .endif\n"
+    "    .endif\n"
     "    asr     r0, r0, r5\n"
     "    asr     r1, r1, r5\n"
+    "    .if \\n == 4\n"
+    "    asr     r2, r2, r5\n"
+    "    asr     r3, r3, r5\n"
+    "    .endif\n"
     "    ssat    r0, #8, r0\n"
     "    ssat    r1, #8, r1\n"
-    "    pkhbt   r0, r0, r1, lsl #16\n"
-    "    ssub16  r2, r0, r8\n"
-    "    sel     r0, r0, r8\n"
-    "    ssub16  r2, r9, r0\n"
-    "    sel     r0, r0, r9\n"
-    "    strb    r0, [r10]\n"
-    "    subs    r12, r12, #2\n"
-    "    blt     8f\n"                       /* odd count: the second value is past the end */
-    "    lsr     r0, r0, #16\n"
-    "    strb    r0, [r10, r11]\n"
-    "    add     r10, r10, r11, lsl #1\n"
-    "    bne     7b\n"
-    "8:  add     sp, sp, #24\n"
+    "    .if \\n == 4\n"
+    "    ssat    r2, #8, r2\n"
+    "    ssat    r3, #8, r3\n"
+    "    .endif\n"
+    "    .if \\mode == 2\n"
+    "    bfi     r0, r1, #8, #8\n"
+    "    .if \\n == 4\n"
+    "    bfi     r0, r2, #16, #8\n"
+    "    bfi     r0, r3, #24, #8\n"
+    "    .endif\n"
+    "    ldr     r4, [sp, #64]\n"
+    "    ldr     r5, [sp, #68]\n"
+    "    ssub8   r6, r0, r4\n"
+    "    sel     r0, r0, r4\n"
+    "    ssub8   r6, r5, r0\n"
+    "    sel     r0, r0, r5\n"
+    "    lsr     r1, r0, #8\n"
+    "    .if \\n == 4\n"
+    "    lsr     r2, r0, #16\n"
+    "    lsr     r3, r0, #24\n"
+    "    .endif\n"
+    "    .endif\n"
+    "    .endm\n"
+    "    .macro EKD_DW_STORE4\n"
+    "    strb    r0, [r12]\n"
+    "    strb    r1, [r12, lr]\n"
+    "    add     r12, r12, lr, lsl #1\n"
+    "    strb    r2, [r12]\n"
+    "    strb    r3, [r12, lr]\n"
+    "    add     r12, r12, lr, lsl #1\n"
+    "    .endm\n"
+    "    .macro EKD_DW3X3 name, mode, s\n"
+    "    .section .text.\\name,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global \\name\n"
+    "    .type   \\name, %function\n"
+    "    .thumb_func\n"
+    "\\name:\n"
+    "    push    {r4-r11, lr}\n"
+    "    sub     sp, sp, #112\n"             /* 0..39 channel record, 40 job, 44 row's whole-group end, 52 row's output, 56 plane end, 60 channels left, 64 lo4, 68 hi4, 72 plane, 76 record, 80 output, 84 rem, 88 whole-group span, 92 plane bytes per output row, 96 skip to the next row, 100 output row, 104 plane span */
+    "    str     r0, [sp, #40]\n"
+    "    ldr     r1, [r0, #0]\n"
+    "    ldr     r2, [r0, #4]\n"
+    "    ldr     r3, [r0, #8]\n"
+    "    ldr     r4, [r0, #40]\n"
+    "    ldr     r5, [r0, #48]\n"
+    "    ldr     r6, [r0, #52]\n"
+    "    ldr     r7, [r0, #28]\n"
+    "    ldr     r8, [r0, #24]\n"
+    "    ldr     r9, [r0, #16]\n"
+    "    ldr     r10, [r0, #36]\n"
+    "    ldr     r11, [r0, #20]\n"
+    "    str     r1, [sp, #72]\n"
+    "    str     r2, [sp, #76]\n"
+    "    str     r3, [sp, #80]\n"
+    "    str     r4, [sp, #60]\n"
+    "    str     r5, [sp, #64]\n"
+    "    str     r6, [sp, #68]\n"
+    "    str     r7, [sp, #84]\n"
+    "    str     r10, [sp, #100]\n"
+    "    lsl     r1, r8, #3 + (\\s - 1)\n"   /* whole groups x 8 x stride */
+    "    str     r1, [sp, #88]\n"
+    "    lsl     r2, r9, #\\s - 1\n"         /* plane bytes per output row */
+    "    str     r2, [sp, #92]\n"
+    "    cmp     r7, #0\n"
+    "    it      ne\n"
+    "    addne   r1, r1, #8 * \\s\n"         /* the pointers' advance over a row */
+    "    sub     r3, r2, r1\n"
+    "    str     r3, [sp, #96]\n"
+    "    mul     r11, r11, r2\n"
+    "    str     r11, [sp, #104]\n"
+    "1:  ldr     r0, [sp, #76]\n"            /* next channel: its record onto the stack */
+    "    ldmia   r0!, {r1-r10}\n"
+    "    str     r0, [sp, #76]\n"
+    "    stmia   sp, {r1-r10}\n"
+    "    ldr     r0, [sp, #40]\n"
+    "    ldr     r9, [sp, #72]\n"
+    "    ldr     r1, [sp, #88]\n"
+    "    ldr     r2, [sp, #104]\n"
+    "    ldr     r4, [r0, #16]\n"
+    "    ldr     lr, [r0, #32]\n"
+    "    ldr     r12, [sp, #80]\n"
+    "    add     r10, r9, r4\n"
+    "    add     r11, r10, r4\n"
+    "    add     r1, r9, r1\n"
+    "    add     r2, r9, r2\n"
+    "    str     r1, [sp, #44]\n"
+    "    str     r2, [sp, #56]\n"
+    "    str     r12, [sp, #52]\n"
+    "2:  ldr     r4, [sp, #44]\n"            /* next output row */
+    "    cmp     r9, r4\n"
+    "    beq     4f\n"
+    "3:  .if \\s == 1\n"                     /* groups of 4 outputs */
+    "    EKD_DW_ROW1 r9, 0, 1\n"
+    "    EKD_DW_ROW1 r10, 8, 0\n"
+    "    EKD_DW_ROW1 r11, 16, 0\n"
+    "    .else\n"
+    "    EKD_DW_ROW2 r9, 0, 1\n"
+    "    EKD_DW_ROW2 r10, 8, 0\n"
+    "    EKD_DW_ROW2 r11, 16, 0\n"
+    "    .endif\n"
+    "    EKD_DW_RQ 4, \\mode\n"
+    "    EKD_DW_STORE4\n"
+    "    ldr     r4, [sp, #44]\n"
+    "    cmp     r9, r4\n"
+    "    bne     3b\n"
+    "4:  ldr     r4, [sp, #84]\n"            /* the row's last 1..3 outputs */
+    "    cmp     r4, #2\n"
+    "    bgt     5f\n"
+    "    cmp     r4, #0\n"
+    "    beq     7f\n"
+    "    EKD_DW_PAIR r9, 0, 1, \\s\n"
+    "    EKD_DW_PAIR r10, 8, 0, \\s\n"
+    "    EKD_DW_PAIR r11, 16, 0, \\s\n"
+    "    EKD_DW_RQ 2, \\mode\n"
+    "    ldr     r4, [sp, #84]\n"
+    "    strb    r0, [r12]\n"
+    "    cmp     r4, #2\n"
+    "    bne     7f\n"
+    "    strb    r1, [r12, lr]\n"
+    "    b       7f\n"
+    "5:  .if \\s == 1\n"
+    "    EKD_DW_ROW1 r9, 0, 1\n"
+    "    EKD_DW_ROW1 r10, 8, 0\n"
+    "    EKD_DW_ROW1 r11, 16, 0\n"
+    "    .else\n"
+    "    EKD_DW_ROW2 r9, 0, 1\n"
+    "    EKD_DW_ROW2 r10, 8, 0\n"
+    "    EKD_DW_ROW2 r11, 16, 0\n"
+    "    .endif\n"
+    "    EKD_DW_RQ 4, \\mode\n"
+    "    strb    r0, [r12]\n"
+    "    strb    r1, [r12, lr]\n"
+    "    add     r12, r12, lr, lsl #1\n"
+    "    strb    r2, [r12]\n"
+    "7:  ldr     r4, [sp, #96]\n"            /* row done: the pointers to the next row */
+    "    ldr     r5, [sp, #92]\n"
+    "    ldr     r6, [sp, #44]\n"
+    "    ldr     r12, [sp, #52]\n"
+    "    ldr     r7, [sp, #100]\n"
+    "    ldr     r8, [sp, #56]\n"
+    "    add     r9, r9, r4\n"
+    "    add     r10, r10, r4\n"
+    "    add     r11, r11, r4\n"
+    "    add     r6, r6, r5\n"
+    "    add     r12, r12, r7\n"
+    "    str     r6, [sp, #44]\n"
+    "    str     r12, [sp, #52]\n"
+    "    cmp     r9, r8\n"
+    "    bne     2b\n"
+    "    ldr     r0, [sp, #40]\n"            /* channel done */
+    "    ldr     r1, [sp, #72]\n"
+    "    ldr     r2, [r0, #12]\n"
+    "    ldr     r3, [sp, #80]\n"
+    "    ldr     r4, [sp, #60]\n"
+    "    add     r1, r1, r2\n"
+    "    add     r3, r3, #1\n"
+    "    str     r1, [sp, #72]\n"
+    "    str     r3, [sp, #80]\n"
+    "    subs    r4, r4, #1\n"
+    "    str     r4, [sp, #60]\n"
+    "    bne     1b\n"
+    "    add     sp, sp, #112\n"
     "    pop     {r4-r11, pc}\n"
-    "    .size   ekd_dw3x3_dsp, . - ekd_dw3x3_dsp\n"
+    "    .size   \\name, . - \\name\n"
+    "    .endm\n"
+    "    EKD_DW3X3 ekd_dw3x3_s1_sat_dsp, 0, 1\n"
+    "    EKD_DW3X3 ekd_dw3x3_s1_round_dsp, 1, 1\n"
+    "    EKD_DW3X3 ekd_dw3x3_s1_clamp_dsp, 2, 1\n"
+    "    EKD_DW3X3 ekd_dw3x3_s2_sat_dsp, 0, 2\n"
+    "    EKD_DW3X3 ekd_dw3x3_s2_round_dsp, 1, 2\n"
+    "    EKD_DW3X3 ekd_dw3x3_s2_clamp_dsp, 2, 2\n"
+    /* one value of four channels (a word of the HWC input at r1) into the four planes' slots at
+     * r2 (planes 0, 1) and r3 (planes 2, 3); both advance a halfword */
+    "    .macro EKD_FILL1\n"
+    "    ldr     r4, [r1]\n"
+    "    add     r1, r1, r12\n"
+    "    sxtb16  r5, r4\n"
+    "    sxtb16  r4, r4, ror #8\n"
+    "    strh    r4, [r2, lr]\n"
+    "    strh    r5, [r2], #2\n"
+    "    lsr     r5, r5, #16\n"
+    "    lsr     r4, r4, #16\n"
+    "    strh    r4, [r3, lr]\n"
+    "    strh    r5, [r3], #2\n"
+    "    .endm\n"
+    /* four channels' planes from HWC input, row by row: a lone first value (when the row starts
+     * between two words of the plane), pairs of input pixels (two words give (c0, c2) and (c1, c3)
+     * by SXTB16, regrouped by PKHBT / PKHTB into one int16 pair per plane), a lone last value */
+    "    .section .text.ekd_plane_fill4_dsp,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global ekd_plane_fill4_dsp\n"
+    "    .type   ekd_plane_fill4_dsp, %function\n"
+    "    .thumb_func\n"
+    "ekd_plane_fill4_dsp:\n"
+    "    push    {r4-r11, lr}\n"
+    "    ldr     r12, [r0, #16]\n"
+    "    ldr     lr, [r0, #28]\n"
+    "    ldr     r11, [r0, #12]\n"
+    "1:  ldr     r1, [r0, #0]\n"
+    "    ldr     r2, [r0, #4]\n"
+    "    ldr     r10, [r0, #8]\n"
+    "    ldr     r4, [r0, #32]\n"
+    "    add     r3, r2, lr, lsl #1\n"
+    "    cbz     r4, 2f\n"
+    "    EKD_FILL1\n"
+    "2:  cmp     r10, #0\n"
+    "    beq     4f\n"
+    "3:  ldr     r4, [r1]\n"
+    "    ldr     r5, [r1, r12]\n"
+    "    add     r1, r1, r12, lsl #1\n"
+    "    sxtb16  r6, r4\n"
+    "    sxtb16  r7, r5\n"
+    "    sxtb16  r4, r4, ror #8\n"
+    "    sxtb16  r5, r5, ror #8\n"
+    "    pkhbt   r8, r6, r7, lsl #16\n"
+    "    pkhtb   r9, r7, r6, asr #16\n"
+    "    pkhbt   r6, r4, r5, lsl #16\n"
+    "    pkhtb   r7, r5, r4, asr #16\n"
+    "    str     r6, [r2, lr]\n"
+    "    str     r8, [r2], #4\n"
+    "    str     r7, [r3, lr]\n"
+    "    str     r9, [r3], #4\n"
+    "    subs    r10, r10, #1\n"
+    "    bne     3b\n"
+    "4:  ldr     r4, [r0, #36]\n"
+    "    cbz     r4, 5f\n"
+    "    EKD_FILL1\n"
+    "5:  ldr     r4, [r0, #0]\n"
+    "    ldr     r5, [r0, #20]\n"
+    "    ldr     r6, [r0, #4]\n"
+    "    ldr     r7, [r0, #24]\n"
+    "    add     r4, r4, r5\n"
+    "    add     r6, r6, r7\n"
+    "    str     r4, [r0, #0]\n"
+    "    str     r6, [r0, #4]\n"
+    "    subs    r11, r11, #1\n"
+    "    bne     1b\n"
+    "    pop     {r4-r11, pc}\n"
+    "    .size   ekd_plane_fill4_dsp, . - ekd_plane_fill4_dsp\n"
+    "    .text\n");
+
+__asm__(
+    "    .syntax unified\n"
+    "    .thumb\n"
     /* one channel of the input into the plane: four loads, then two halfword pairs per pass */
     "    .section .text.ekd_plane_fill_dsp,\"ax\",%progbits\n"
     "    .p2align 2\n"
@@ -1098,6 +1444,128 @@ __asm__(
     "    .size   ekd_plane_fill_dsp, . - ekd_plane_fill_dsp\n"
     "    .text\n");
 
+int32_t *ekd_col_pairs_dsp(const int8_t *src, int32_t n, int32_t *dst);
+int32_t *ekd_col_rows_dsp(const int8_t *src, int32_t run, int32_t rows, int32_t row_step, int32_t *dst);
+void ekd_col_gather_dsp(const int8_t *base, const int32_t *off, int32_t groups, int32_t *dst);
+
+/* The convolution's columns (see ekd_conv_gemm_s8): whole-word runs of the window (one, or the
+ * rows of a window inside the input), and the scattered bytes of a window through a table of
+ * offsets (a first layer's few channels, or NCHW input), all widened by SXTB16 into the column's
+ * slots. */
+__asm__(
+    "    .syntax unified\n"
+    "    .thumb\n"
+    /* n (r1, a multiple of 4) bytes from r0 into column slots at r2 (per group of 4: SXTB16 gives
+     * (x0, x2) for word 0 and (x1, x3) for word 2; the next group is 4 words on); r0, r2 advance */
+    "    .macro EKD_COL_RUN\n"
+    "    tst     r1, #4\n"
+    "    beq     1f\n"
+    "    ldr     r3, [r0], #4\n"
+    "    sxtb16  r4, r3\n"
+    "    sxtb16  r3, r3, ror #8\n"
+    "    str     r4, [r2]\n"
+    "    str     r3, [r2, #8]\n"
+    "    add     r2, r2, #16\n"
+    "1:  tst     r1, #8\n"
+    "    beq     2f\n"
+    "    ldr     r3, [r0], #4\n"
+    "    ldr     r5, [r0], #4\n"
+    "    sxtb16  r4, r3\n"
+    "    sxtb16  r3, r3, ror #8\n"
+    "    sxtb16  r6, r5\n"
+    "    sxtb16  r5, r5, ror #8\n"
+    "    str     r4, [r2]\n"
+    "    str     r3, [r2, #8]\n"
+    "    str     r6, [r2, #16]\n"
+    "    str     r5, [r2, #24]\n"
+    "    add     r2, r2, #32\n"
+    "2:  bics    r12, r1, #15\n"
+    "    beq     4f\n"
+    "3:  ldr     r3, [r0], #4\n"
+    "    ldr     r5, [r0], #4\n"
+    "    ldr     r7, [r0], #4\n"
+    "    ldr     r9, [r0], #4\n"
+    "    sxtb16  r4, r3\n"
+    "    sxtb16  r3, r3, ror #8\n"
+    "    sxtb16  r6, r5\n"
+    "    sxtb16  r5, r5, ror #8\n"
+    "    sxtb16  r8, r7\n"
+    "    sxtb16  r7, r7, ror #8\n"
+    "    sxtb16  r10, r9\n"
+    "    sxtb16  r9, r9, ror #8\n"
+    "    str     r4, [r2]\n"
+    "    str     r3, [r2, #8]\n"
+    "    str     r6, [r2, #16]\n"
+    "    str     r5, [r2, #24]\n"
+    "    str     r8, [r2, #32]\n"
+    "    str     r7, [r2, #40]\n"
+    "    str     r10, [r2, #48]\n"
+    "    str     r9, [r2, #56]\n"
+    "    add     r2, r2, #64\n"
+    "    subs    r12, r12, #16\n"
+    "    bne     3b\n"
+    "4:\n"
+    "    .endm\n"
+    /* ekd_col_pairs_dsp(src, n, dst): one run; returns the next slot */
+    "    .section .text.ekd_col_pairs_dsp,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global ekd_col_pairs_dsp\n"
+    "    .type   ekd_col_pairs_dsp, %function\n"
+    "    .thumb_func\n"
+    "ekd_col_pairs_dsp:\n"
+    "    push    {r4-r10}\n"
+    "    EKD_COL_RUN\n"
+    "    mov     r0, r2\n"
+    "    pop     {r4-r10}\n"
+    "    bx      lr\n"
+    "    .size   ekd_col_pairs_dsp, . - ekd_col_pairs_dsp\n"
+    /* ekd_col_rows_dsp(src, run, rows, row_step, dst): rows runs of run bytes, row_step apart (a
+     * window inside the input, NHWC, whole-word runs) */
+    "    .section .text.ekd_col_rows_dsp,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global ekd_col_rows_dsp\n"
+    "    .type   ekd_col_rows_dsp, %function\n"
+    "    .thumb_func\n"
+    "ekd_col_rows_dsp:\n"
+    "    push    {r4-r11, lr}\n"
+    "    mov     r11, r2\n"
+    "    sub     lr, r3, r1\n"               /* from a run's end to the next run */
+    "    ldr     r2, [sp, #36]\n"
+    "5:  EKD_COL_RUN\n"
+    "    add     r0, r0, lr\n"
+    "    subs    r11, r11, #1\n"
+    "    bne     5b\n"
+    "    pop     {r4-r11, pc}\n"
+    "    .size   ekd_col_rows_dsp, . - ekd_col_rows_dsp\n"
+    /* ekd_col_gather_dsp(base, off, groups, dst): groups x 4 taps of a window inside the input,
+     * the bytes at base + off[t], paired as above */
+    "    .section .text.ekd_col_gather_dsp,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global ekd_col_gather_dsp\n"
+    "    .type   ekd_col_gather_dsp, %function\n"
+    "    .thumb_func\n"
+    "ekd_col_gather_dsp:\n"
+    "    push    {r4-r7}\n"
+    "1:  ldr     r4, [r1], #4\n"
+    "    ldr     r5, [r1], #4\n"
+    "    ldr     r6, [r1], #4\n"
+    "    ldr     r7, [r1], #4\n"
+    "    ldrsb   r4, [r0, r4]\n"
+    "    ldrsb   r6, [r0, r6]\n"
+    "    ldrsb   r5, [r0, r5]\n"
+    "    ldrsb   r7, [r0, r7]\n"
+    "    pkhbt   r4, r4, r6, lsl #16\n"
+    "    pkhbt   r5, r5, r7, lsl #16\n"
+    "    str     r4, [r3]\n"
+    "    str     r5, [r3, #8]\n"
+    "    add     r3, r3, #16\n"
+    "    subs    r2, r2, #1\n"
+    "    bne     1b\n"
+    "    pop     {r4-r7}\n"
+    "    bx      lr\n"
+    "    .size   ekd_col_gather_dsp, . - ekd_col_gather_dsp\n"
+    "    .text\n");
+
 static int32_t ekd_dup16(int32_t v)
 {
     return (int32_t)(((uint32_t)(uint16_t)v << 16) | (uint16_t)v);
@@ -1108,84 +1576,85 @@ static int32_t ekd_dup8(int32_t v)
     return (int32_t)((uint32_t)(uint8_t)v * 0x01010101u);
 }
 
-/* n raw int8 values (n % 4 == 0) into (x0,x2), (x1,x3) word pairs, stride words apart */
-static int32_t *ekd_pairs(const int8_t *x, int32_t n, int32_t *dst, int32_t stride)
+/* n raw int8 values (n % 4 == 0) widened by SXTB16: each group of 4 gives (x0,x2) at dst[0] and
+ * (x1,x3) at dst[gap], the next group stride words further */
+static int32_t *ekd_pairs(const int8_t *x, int32_t n, int32_t *dst, int32_t gap, int32_t stride)
 {
     const int8_t *end = x + n;
     if (n & 4) {
         const int32_t v = ekd_read4(x);
         dst[0] = (int32_t)__sxtb16(v);
-        dst[1] = (int32_t)ekd_sxtb16_ror8(v);
+        dst[gap] = (int32_t)ekd_sxtb16_ror8(v);
         dst += stride;
         x += 4;
     }
     while (x < end) {   /* two words per pass: the loads pipeline */
         const int32_t v = ekd_read4(x), u = ekd_read4(x + 4);
         dst[0] = (int32_t)__sxtb16(v);
-        dst[1] = (int32_t)ekd_sxtb16_ror8(v);
+        dst[gap] = (int32_t)ekd_sxtb16_ror8(v);
         dst[stride] = (int32_t)__sxtb16(u);
-        dst[stride + 1] = (int32_t)ekd_sxtb16_ror8(u);
+        dst[stride + gap] = (int32_t)ekd_sxtb16_ror8(u);
         dst += 2 * stride;
         x += 8;
     }
     return dst;
 }
 
-static int32_t *ekd_pad_pairs(int32_t pair, int32_t n, int32_t *dst, int32_t stride)
+static int32_t *ekd_pad_pairs(int32_t pair, int32_t n, int32_t *dst, int32_t gap, int32_t stride)
 {
     int32_t i;
     for (i = 0; i < n; i += 4) {
         dst[0] = pair;
-        dst[1] = pair;
+        dst[gap] = pair;
         dst += stride;
     }
     return dst;
 }
 
-/* n bytes, a word at a time (unaligned words are single loads and stores on these cores) */
-static int8_t *ekd_copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
-{
-    for (; n >= 4; n -= 4) {
-        const int32_t v = ekd_read4(src);
-        __builtin_memcpy(dst, &v, 4);
-        src += 4;
-        dst += 4;
-    }
-    for (; n > 0; --n) {
-        *dst++ = *src++;
-    }
-    return dst;
-}
 
-/* one column of the 3-column block: slot (0..2) of each 6-word step */
-static void ekd_column_dsp(const ekd_conv_params *p, const int8_t *in, int32_t oy, int32_t ox, int32_t *col,
-                           int8_t *bytes, int32_t k4)
+/* one column of the 2-column block (NHWC input, in_c % 4 == 0): per group of 4 taps, words 0 and 2
+ * (pixel 0) or 1 and 3 (pixel 1); every run of the (fy, fx, ic) order is whole words */
+static void ekd_column_dsp(const ekd_conv_params *p, const int8_t *in, int32_t oy, int32_t ox, int32_t *col)
 {
-    const int8_t zp = (int8_t)(-p->in_offset);
-    if ((p->in_c & 3) == 0) {   /* every run is whole words of the (fy, fx, ic) order */
-        const int32_t pad = ekd_dup16(zp);
-        int32_t *d = col;
-#define EKD_RUN_DSP(src, n) d = ekd_pairs((src), (n), d, 6)
-#define EKD_PAD_DSP(n) d = ekd_pad_pairs(pad, (n), d, 6)
-        EKD_GATHER(p, in, oy, ox, EKD_RUN_DSP, EKD_PAD_DSP);
+    const int32_t pad = ekd_dup16(-p->in_offset);
+    int32_t *d = col;
+#define EKD_RUN_DSP(src, n) d = ekd_col_pairs_dsp((src), (n), d)
+#define EKD_PAD_DSP(n) d = ekd_pad_pairs(pad, (n), d, 2, 4)
+    EKD_GATHER(p, in, oy, ox, EKD_RUN_DSP, EKD_PAD_DSP);
 #undef EKD_RUN_DSP
 #undef EKD_PAD_DSP
-    } else {                    /* gather bytes first, zero the tail to a multiple of 4, then widen */
-        int8_t *b = bytes;
-        int32_t i;
-#define EKD_RUN_BYTES(src, n) b = ekd_copy_bytes(b, (src), (n))
-#define EKD_PAD_BYTES(n) do { for (i = 0; i < (n); ++i) b[i] = zp; b += (n); } while (0)
-        EKD_GATHER(p, in, oy, ox, EKD_RUN_BYTES, EKD_PAD_BYTES);
-#undef EKD_RUN_BYTES
-#undef EKD_PAD_BYTES
-        while (b < bytes + 4 * k4) {
-            *b++ = 0;
-        }
-        ekd_pairs(bytes, 4 * k4, col, 6);
-    }
 }
 
 #else /* plain C */
+
+/* The window of output pixel (oy, ox) as k_h * k_w * in_c raw bytes in (fy, fx, ic) order; a tap
+ * in the padding reads the input zero point (see the folded-offset kernels). */
+static void ekd_window_bytes(const ekd_conv_params *p, const int8_t *in, int32_t oy, int32_t ox, int8_t *dst)
+{
+    const int32_t in_h = p->in_h, in_w = p->in_w, in_c = p->in_c, k_h = p->k_h, k_w = p->k_w;
+    const int32_t dil_h = p->dil_h, dil_w = p->dil_w;
+    const int32_t iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
+    const int8_t zp = (int8_t)(-p->in_offset);
+    int32_t sy, sx, sc, fy, fx, c;
+    ekd_in_strides(p, &sy, &sx, &sc);
+    for (fy = 0; fy < k_h; ++fy) {
+        const int32_t iy = iy0 + fy * dil_h;
+        for (fx = 0; fx < k_w; ++fx) {
+            const int32_t ix = ix0 + fx * dil_w;
+            if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
+                const int8_t *src = in + iy * sy + ix * sx;
+                for (c = 0; c < in_c; ++c) {
+                    dst[c] = src[c * sc];
+                }
+            } else {
+                for (c = 0; c < in_c; ++c) {
+                    dst[c] = zp;
+                }
+            }
+            dst += in_c;
+        }
+    }
+}
 
 /* raw receptive field as int16 (pad: the input zero point) */
 static void ekd_column_plain(const ekd_conv_params *p, const int8_t *in, int32_t oy, int32_t ox, int16_t *col)
@@ -1193,6 +1662,15 @@ static void ekd_column_plain(const ekd_conv_params *p, const int8_t *in, int32_t
     const int16_t zp = (int16_t)(-p->in_offset);
     int16_t *d = col;
     int32_t i;
+    if (p->in_planar) {   /* gathered as bytes at the column's end, then widened from the front */
+        const int32_t k = p->k_h * p->k_w * p->in_c;
+        int8_t *b = (int8_t *)(col + k) - k;
+        ekd_window_bytes(p, in, oy, ox, b);
+        for (i = 0; i < k; ++i) {
+            d[i] = b[i];
+        }
+        return;
+    }
 #define EKD_RUN_PLAIN(src, n) do { for (i = 0; i < (n); ++i) d[i] = (src)[i]; d += (n); } while (0)
 #define EKD_PAD_PLAIN(n) do { for (i = 0; i < (n); ++i) d[i] = zp; d += (n); } while (0)
     EKD_GATHER(p, in, oy, ox, EKD_RUN_PLAIN, EKD_PAD_PLAIN);
@@ -1200,33 +1678,28 @@ static void ekd_column_plain(const ekd_conv_params *p, const int8_t *in, int32_t
 #undef EKD_PAD_PLAIN
 }
 
-/* acc[j] += sum_k c_j[k] * w[k] for up to 3 columns; blocks of 16 keep a constant trip count so
- * that compilers vectorize it at -O2 */
-static void ekd_dot3(const int16_t *c0, const int16_t *c1, const int16_t *c2, const int8_t *w, int32_t n,
-                     int32_t acc[3])
+/* acc[j] += sum_k c_j[k] * w[k] for 2 columns; blocks of 16 keep a constant trip count so that
+ * compilers vectorize it at -O2 */
+static void ekd_dot2(const int16_t *c0, const int16_t *c1, const int8_t *w, int32_t n, int32_t acc[2])
 {
-    int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], k = 0, j;
+    int32_t s0 = acc[0], s1 = acc[1], k = 0, j;
     for (; k + 16 <= n; k += 16) {
-        int32_t t0 = 0, t1 = 0, t2 = 0;
+        int32_t t0 = 0, t1 = 0;
         for (j = 0; j < 16; ++j) {
             const int32_t v = w[k + j];
             t0 += c0[k + j] * v;
             t1 += c1[k + j] * v;
-            t2 += c2[k + j] * v;
         }
         s0 += t0;
         s1 += t1;
-        s2 += t2;
     }
     for (; k < n; ++k) {
         const int32_t v = w[k];
         s0 += c0[k] * v;
         s1 += c1[k] * v;
-        s2 += c2[k] * v;
     }
     acc[0] = s0;
     acc[1] = s1;
-    acc[2] = s2;
 }
 
 static int32_t ekd_dot1(const int16_t *c, const int8_t *w, int32_t n)
@@ -1247,66 +1720,196 @@ static int32_t ekd_dot1(const int16_t *c, const int8_t *w, int32_t n)
 
 #endif
 
+#if EKD_NN_USE_DSP
+
+enum { EKD_COL_POINTWISE, EKD_COL_ROWS, EKD_COL_RUNS, EKD_COL_GATHER };
+
+/* What building one pixel's column needs, computed once per layer. */
+typedef struct {
+    const ekd_conv_params *p;
+    const int8_t *in;
+    const int32_t *off;     /* EKD_COL_GATHER: the window's byte offsets */
+    int8_t *bytes;          /* EKD_COL_GATHER: a border window's bytes */
+    int32_t kind, sy, sx, stride_h, stride_w, pad_h, pad_w, iy_max, ix_max, in_h, in_w;
+    int32_t run, rows, row_step, k, k4;
+} ekd_col_ctx;
+
+/* Output pixel (oy, ox)'s column into its slots, for a window over the border (or with dilated
+ * rows): per filter row a pad, one run, a pad (NHWC, in_c % 4 == 0), run by run (dilated rows),
+ * or as bytes through the offset table (gather). */
+__attribute__((noinline)) static void ekd_column_border(const ekd_col_ctx *c, int32_t oy, int32_t ox, int32_t *col)
+{
+    const ekd_conv_params *p = c->p;
+    const int32_t iy0 = oy * c->stride_h - c->pad_h, ix0 = ox * c->stride_w - c->pad_w;
+    const int32_t dil_h = p->dil_h, dil_w = p->dil_w, k_h = p->k_h, k_w = p->k_w, in_c = p->in_c;
+    int32_t fy, i;
+    if (c->kind == EKD_COL_ROWS) {   /* over the border: per filter row a pad, one run, a pad */
+        const int32_t pad = ekd_dup16(-p->in_offset);
+        const int32_t fx0 = ix0 < 0 ? -ix0 : 0, fx1 = k_w < c->in_w - ix0 ? k_w : c->in_w - ix0;
+        int32_t *d = col;
+        for (fy = 0; fy < k_h; ++fy) {
+            const int32_t iy = iy0 + fy * dil_h;
+            if (iy < 0 || iy >= c->in_h || fx1 <= fx0) {
+                d = ekd_pad_pairs(pad, c->run, d, 2, 4);
+                continue;
+            }
+            if (fx0) {
+                d = ekd_pad_pairs(pad, fx0 * in_c, d, 2, 4);
+            }
+            d = ekd_col_pairs_dsp(c->in + iy * c->sy + (ix0 + fx0) * c->sx, (fx1 - fx0) * in_c, d);
+            if (fx1 < k_w) {
+                d = ekd_pad_pairs(pad, (k_w - fx1) * in_c, d, 2, 4);
+            }
+        }
+        return;
+    }
+    if (c->kind != EKD_COL_GATHER) {
+        ekd_column_dsp(p, c->in, oy, ox, col);
+        return;
+    }
+    {   /* over the border: the zero point everywhere, then the taps inside through the offsets
+         * (locals: a store through int8_t * could alias the context) */
+        const int32_t zp4 = ekd_dup8(-p->in_offset), in_h = c->in_h, in_w = c->in_w, k = c->k, k4 = c->k4;
+        const int8_t *in = c->in;
+        const int32_t origin = iy0 * c->sy + ix0 * c->sx;   /* the window's origin, maybe outside */
+        const int32_t *off = c->off;
+        int8_t *bytes = c->bytes;
+        int32_t *w = (int32_t *)(void *)bytes;
+        for (i = 0; i < k4; ++i) {
+            w[i] = zp4;
+        }
+        /* the filter columns inside: fx0 <= fx < fx1 (dilation: the first and last inside) */
+        const int32_t fx0 = ix0 < 0 ? (-ix0 + dil_w - 1) / dil_w : 0;
+        const int32_t fx1 = ix0 + (k_w - 1) * dil_w < in_w ? k_w : ix0 >= in_w ? 0 : (in_w - 1 - ix0) / dil_w + 1;
+        for (fy = 0; fy < k_h; ++fy) {
+            const int32_t iy = iy0 + fy * dil_h, end = (fy * k_w + fx1) * in_c;
+            if (iy < 0 || iy >= in_h) {
+                continue;
+            }
+            for (i = (fy * k_w + fx0) * in_c; i < end; ++i) {
+                bytes[i] = in[origin + off[i]];
+            }
+        }
+        for (i = k; i < 4 * k4; ++i) {   /* zero taps to a multiple of 4 */
+            bytes[i] = 0;
+        }
+        ekd_col_pairs_dsp(bytes, 4 * k4, col);
+    }
+}
+
+/* Output pixel (oy, ox)'s column into its slots: a window inside the input by whole rows (NHWC,
+ * in_c % 4 == 0, no horizontal dilation) or through the offset table, in one asm call. */
+static inline void ekd_column(const ekd_col_ctx *c, int32_t oy, int32_t ox, int32_t *col)
+{
+    const int32_t iy0 = oy * c->stride_h - c->pad_h, ix0 = ox * c->stride_w - c->pad_w;
+    if (c->kind != EKD_COL_RUNS && iy0 >= 0 && ix0 >= 0 && iy0 <= c->iy_max && ix0 <= c->ix_max) {
+        const int8_t *base = c->in + iy0 * c->sy + ix0 * c->sx;
+        if (c->kind == EKD_COL_ROWS) {
+            ekd_col_rows_dsp(base, c->run, c->rows, c->row_step, col);
+        } else {
+            ekd_col_gather_dsp(base, c->off, c->k4, col);
+        }
+        return;
+    }
+    ekd_column_border(c, oy, ox, col);
+}
+
 void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
                       int8_t *out, int32_t *scratch)
 {
     const int32_t k = p->k_h * p->k_w * p->in_c, k4 = (k + 3) / 4;
     const int32_t out_w = p->out_w, out_c = p->out_c, npix = p->out_h * p->out_w;
     const int32_t lo = p->act_min, hi = p->act_max;
-    int8_t *tmp = (int8_t *)(scratch + 6 * k4);        /* outputs of a last, partial group */
-    int32_t pix, j;
-#if EKD_NN_USE_DSP
-    int8_t *bytes = tmp + 4 * ((out_c * 3 + 3) / 4);
-    /* a 1x1 kernel over every pixel: each column is the input pixel itself */
-    const int pointwise = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0
-                          && p->pad_w == 0 && p->in_h == p->out_h && p->in_w == p->out_w && (k & 3) == 0;
-    ekd_gemm_job job;
+    int8_t *tmp = (int8_t *)(scratch + 4 * k4);        /* outputs of a last, partial group */
+    int8_t *last = tmp + 4 * ((2 * out_c + 3) / 4);   /* a last block of fewer than 4 channels */
+    int8_t *bytes = last + 8;                          /* a border window's bytes (gather) */
+    int32_t *off = (int32_t *)(void *)(bytes + 4 * k4);   /* the window's byte offsets (gather) */
+    const int32_t blocks = out_c / 4, rest = out_c % 4, steps = 2 * k4;
+    const int full = lo == -128 && hi == 127;
+    void (*gemm)(const ekd_gemm_job *) = !full ? ekd_gemm_4x2_clamp_dsp
+                                         : p->out_offset == -128 ? ekd_gemm_4x2_sat_dsp : ekd_gemm_4x2_round_dsp;
+    ekd_gemm_job job, tail;
+    ekd_col_ctx cc;
+    int32_t pix, j, oy = 0, ox = 0, sc;
+    cc.p = p;
+    cc.in = in;
+    cc.off = off;
+    cc.bytes = bytes;
+    ekd_in_strides(p, &cc.sy, &cc.sx, &sc);
+    cc.stride_h = p->stride_h;
+    cc.stride_w = p->stride_w;
+    cc.pad_h = p->pad_h;
+    cc.pad_w = p->pad_w;
+    cc.iy_max = p->in_h - 1 - (p->k_h - 1) * p->dil_h;   /* the last window origin inside */
+    cc.ix_max = p->in_w - 1 - (p->k_w - 1) * p->dil_w;
+    cc.in_h = p->in_h;
+    cc.in_w = p->in_w;
+    cc.run = p->k_w * p->in_c;
+    cc.rows = p->k_h;
+    cc.row_step = p->dil_h * cc.sy;
+    cc.k = k;
+    cc.k4 = k4;
+    if (p->in_planar || (p->in_c & 3) != 0) {   /* a first layer's few channels or NCHW input */
+        int32_t fy, fx, c, t = 0;
+        cc.kind = EKD_COL_GATHER;
+        for (fy = 0; fy < p->k_h; ++fy) {
+            for (fx = 0; fx < p->k_w; ++fx) {
+                for (c = 0; c < p->in_c; ++c) {
+                    off[t++] = fy * p->dil_h * cc.sy + fx * p->dil_w * cc.sx + c * sc;
+                }
+            }
+        }
+        for (; t < 4 * k4; ++t) {   /* taps past K have zero weights: any byte of the window */
+            off[t] = 0;
+        }
+    } else if (p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0
+               && p->pad_w == 0 && p->in_h == p->out_h && p->in_w == p->out_w) {
+        cc.kind = EKD_COL_POINTWISE;   /* a 1x1 kernel over every pixel: the column is the pixel */
+    } else {
+        cc.kind = p->dil_w == 1 ? EKD_COL_ROWS : EKD_COL_RUNS;
+    }
     job.cols = scratch;
-    job.w = w;
+    job.w = (const int32_t *)(const void *)w;
+    job.rq = rq;
     job.out_stride = out_c;
-    job.steps = k4;
-    job.pairs = (out_c + 1) / 2;
-    job.lo2 = ekd_dup16(lo);
-    job.hi2 = ekd_dup16(hi);
-    job.odd = out_c & 1;
-#else
-    int16_t *col = (int16_t *)scratch;                /* 3 columns of k int16 */
-    int32_t c;
-#endif
+    job.steps = steps;
+    job.blocks = blocks;
+    job.lo4 = ekd_dup8(lo);
+    job.hi4 = ekd_dup8(hi);
+    tail = job;
+    tail.w = job.w + 4 * steps * blocks;
+    tail.rq = rq + 4 * EKD_RQ_WORDS * blocks;
+    tail.out = last;
+    tail.out_stride = 4;
+    tail.blocks = 1;
     for (pix = 0; pix < npix; pix += EKD_GEMM_PIXELS) {
         const int32_t n = npix - pix < EKD_GEMM_PIXELS ? npix - pix : EKD_GEMM_PIXELS;
         int8_t *dst = n == EKD_GEMM_PIXELS ? out + pix * out_c : tmp;
-#if EKD_NN_USE_DSP
-        for (j = 0; j < n; ++j) {   /* a partial group computes stale columns into tmp */
-            if (pointwise) {
-                ekd_pairs(in + (pix + j) * k, 4 * k4, scratch + 2 * j, 6);
-            } else {
-                ekd_column_dsp(p, in, (pix + j) / out_w, (pix + j) % out_w, scratch + 2 * j, bytes, k4);
+        if (cc.kind == EKD_COL_POINTWISE) {   /* a partial group computes a stale column into tmp */
+            ekd_col_pairs_dsp(in + pix * k, 4 * k4, scratch);
+            if (n == 2) {
+                ekd_col_pairs_dsp(in + (pix + 1) * k, 4 * k4, scratch + 1);
             }
-        }
-        job.rq = rq;
-        job.out = dst;
-        ekd_gemm_2x3_dsp(&job);
-#else
-        for (j = 0; j < n; ++j) {
-            ekd_column_plain(p, in, (pix + j) / out_w, (pix + j) % out_w, col + j * k);
-        }
-        for (c = 0; c < out_c; ++c) {
-            const int32_t *r = rq + EKD_RQ_WORDS * c;
-            int32_t acc[3];
-            acc[0] = acc[1] = acc[2] = r[3];
-            if (n == 3) {
-                ekd_dot3(col, col + k, col + 2 * k, w + c * k, k, acc);
-            } else {
-                for (j = 0; j < n; ++j) {
-                    acc[j] += ekd_dot1(col + j * k, w + c * k, k);
+        } else {
+            for (j = 0; j < n; ++j) {
+                ekd_column(&cc, oy, ox, scratch + j);
+                if (++ox == out_w) {
+                    ox = 0;
+                    ++oy;
                 }
             }
-            for (j = 0; j < n; ++j) {
-                dst[j * out_c + c] = (int8_t)ekd_rq_out(acc[j], r, lo, hi);
+        }
+        if (blocks) {
+            job.out = dst;
+            gemm(&job);
+        }
+        if (rest) {
+            gemm(&tail);
+            for (j = 0; j < rest; ++j) {
+                dst[4 * blocks + j] = last[j];
+                dst[out_c + 4 * blocks + j] = last[4 + j];
             }
         }
-#endif
         if (n < EKD_GEMM_PIXELS) {
             for (j = 0; j < n * out_c; ++j) {
                 out[pix * out_c + j] = tmp[j];
@@ -1314,6 +1917,46 @@ void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
         }
     }
 }
+
+#else /* plain C */
+
+void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
+                      int8_t *out, int32_t *scratch)
+{
+    const int32_t k = p->k_h * p->k_w * p->in_c, k4 = (k + 3) / 4;
+    const int32_t out_w = p->out_w, out_c = p->out_c, npix = p->out_h * p->out_w;
+    const int32_t lo = p->act_min, hi = p->act_max;
+    int8_t *tmp = (int8_t *)(scratch + 4 * k4);        /* outputs of a last, partial group */
+    int16_t *col = (int16_t *)scratch;                /* 2 columns of k int16 */
+    int32_t pix, j, c;
+    for (pix = 0; pix < npix; pix += EKD_GEMM_PIXELS) {
+        const int32_t n = npix - pix < EKD_GEMM_PIXELS ? npix - pix : EKD_GEMM_PIXELS;
+        int8_t *dst = n == EKD_GEMM_PIXELS ? out + pix * out_c : tmp;
+        for (j = 0; j < n; ++j) {
+            ekd_column_plain(p, in, (pix + j) / out_w, (pix + j) % out_w, col + j * k);
+        }
+        for (c = 0; c < out_c; ++c) {
+            const int32_t *r = rq + EKD_RQ_WORDS * c;
+            int32_t acc[2];
+            acc[0] = acc[1] = r[3];
+            if (n == 2) {
+                ekd_dot2(col, col + k, w + c * k, k, acc);
+            } else {
+                acc[0] += ekd_dot1(col, w + c * k, k);
+            }
+            for (j = 0; j < n; ++j) {
+                dst[j * out_c + c] = (int8_t)ekd_rq_out(acc[j], r, lo, hi);
+            }
+        }
+        if (n < EKD_GEMM_PIXELS) {
+            for (j = 0; j < n * out_c; ++j) {
+                out[pix * out_c + j] = tmp[j];
+            }
+        }
+    }
+}
+
+#endif
 
 void ekd_fc_gemv_s8(const ekd_fc_params *p, const int8_t *in, const int8_t *w, const int32_t *rq, int8_t *out,
                     int32_t *scratch)
@@ -1331,13 +1974,13 @@ void ekd_fc_gemv_s8(const ekd_fc_params *p, const int8_t *in, const int8_t *w, c
     for (r = 0; r < rows; ++r) {
         const int8_t *x = in + r * in_n;
         int8_t *y = out + r * out_n;
-        int32_t *d = ekd_pairs(x, in_n & ~3, scratch, 2);
+        int32_t *d = ekd_pairs(x, in_n & ~3, scratch, 1, 2);
         if (in_n & 3) {
             int8_t t[4] = {0, 0, 0, 0};
             for (i = 0; i < (in_n & 3); ++i) {
                 t[i] = x[(in_n & ~3) + i];
             }
-            ekd_pairs(t, 4, d, 2);
+            ekd_pairs(t, 4, d, 1, 2);
         }
         job.w = w;
         job.rq = rq;
@@ -1373,6 +2016,103 @@ void ekd_fc_gemv_s8(const ekd_fc_params *p, const int8_t *in, const int8_t *w, c
 #endif
 }
 
+#if EKD_NN_USE_DSP
+
+void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
+                      int8_t *out, int32_t *scratch)
+{
+    /* w: a word saying whether the planes are transposed (the export transposes a narrow map so
+     * that plane rows are long), then EKD_DW_REC_WORDS per channel; rq is not used */
+    const int32_t *wv = (const int32_t *)(const void *)w;
+    const int tr = wv[0] != 0;
+    const int32_t ch = p->in_c, s = p->stride_h, lo = p->act_min, hi = p->act_max;
+    const int32_t rows = tr ? p->out_w : p->out_h, cols = tr ? p->out_h : p->out_w;
+    const int32_t pad_r = tr ? p->pad_w : p->pad_h, pad_c = tr ? p->pad_h : p->pad_w;
+    const int32_t in_rows = tr ? p->in_w : p->in_h, in_cols = tr ? p->in_h : p->in_w;
+    const int32_t in_row = tr ? ch : p->in_w * ch, in_col = tr ? p->in_w * ch : ch;   /* input bytes per plane row / column */
+    const int32_t pw = EKD_DW3X3_PLANE_W(cols, s), ph = (rows - 1) * s + 3, plane_words = (pw * ph + 1) / 2;
+    /* the input rows / columns that land in the plane (the rest is padding or never read) */
+    const int32_t y0 = pad_r, y1 = pad_r + in_rows < ph ? pad_r + in_rows : ph;
+    const int32_t x0 = pad_c, x1 = pad_c + in_cols < pw ? pad_c + in_cols : pw;
+    const int32_t lead = x0 & 1, pairs = x1 > x0 + lead ? (x1 - x0 - lead) / 2 : 0;   /* word-aligned pairs */
+    const int32_t trail = x1 > x0 + lead + 2 * pairs;                                    /* a last odd column */
+    const int32_t planes = ch >= 4 ? 4 : 1, zp2 = ekd_dup16(-p->in_offset);
+    const int mode = lo != -128 || hi != 127 ? 2 : p->out_offset == -128 ? 0 : 1;
+    static void (*const kernels[6])(const ekd_dw_job *) = {
+        ekd_dw3x3_s1_sat_dsp, ekd_dw3x3_s1_round_dsp, ekd_dw3x3_s1_clamp_dsp,
+        ekd_dw3x3_s2_sat_dsp, ekd_dw3x3_s2_round_dsp, ekd_dw3x3_s2_clamp_dsp};
+    void (*run)(const ekd_dw_job *) = kernels[3 * (s - 1) + mode];
+    int16_t *plane = (int16_t *)scratch;
+    ekd_dw_job job;
+    int32_t c, i, y;
+    for (i = 0; i < planes; ++i) {   /* the border (never filled) reads the input zero point */
+        int32_t *q = scratch + i * plane_words, k;
+        int16_t *h = (int16_t *)q;
+        for (k = 0; k < (y0 * pw) / 2; ++k) {                       /* whole rows above (pw is even) */
+            q[k] = zp2;
+        }
+        for (k = (y1 * pw) / 2; k < plane_words; ++k) {             /* whole rows below */
+            q[k] = zp2;
+        }
+        for (y = y0; y < y1; ++y) {                                  /* left and right of the input */
+            for (k = 0; k < x0; ++k) {
+                h[y * pw + k] = (int16_t)zp2;
+            }
+            for (k = x1; k < pw; ++k) {
+                h[y * pw + k] = (int16_t)zp2;
+            }
+        }
+    }
+    job.plane_bytes = 4 * plane_words;
+    job.row_bytes = 2 * pw;
+    job.rows = rows;
+    job.groups = cols / 4;
+    job.rem = cols % 4;
+    job.out_step = tr ? p->out_w * ch : ch;
+    job.out_row = tr ? ch : p->out_w * ch;
+    job.stride = s;
+    job.lo4 = ekd_dup8(lo);
+    job.hi4 = ekd_dup8(hi);
+    job.plane = plane;
+    for (c = 0; c < ch; c += planes == 4 && c + 4 <= ch ? 4 : 1) {
+        const int32_t n = planes == 4 && c + 4 <= ch ? 4 : 1;
+        const int8_t *src = in + (y0 - pad_r) * in_row + c;   /* the first copied row, plane column pad_c */
+        if (y1 > y0 && x1 > x0) {
+            if (n == 4) {
+                ekd_fill4_job fill;
+                fill.src = src + (x0 - pad_c) * in_col;
+                fill.dst = plane + y0 * pw + x0;
+                fill.pairs = pairs;
+                fill.rows = y1 - y0;
+                fill.step = in_col;
+                fill.src_row = in_row;
+                fill.dst_row = 2 * pw;
+                fill.plane_bytes = 4 * plane_words;
+                fill.lead = lead;
+                fill.trail = trail;
+                ekd_plane_fill4_dsp(&fill);
+            } else {
+                ekd_fill_job fill;
+                fill.src = src + (x0 - pad_c) * in_col;
+                fill.dst = plane + y0 * pw + x0;
+                fill.n = x1 - x0;
+                fill.rows = y1 - y0;
+                fill.step = in_col;
+                fill.src_row = in_row;
+                fill.dst_row = 2 * pw;
+                ekd_plane_fill_dsp(&fill);
+            }
+        }
+        job.rec = wv + 1 + EKD_DW_REC_WORDS * c;
+        job.out = out + c;
+        job.channels = n;
+        run(&job);
+    }
+    (void)rq;
+}
+
+#else
+
 void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
                       int8_t *out, int32_t *scratch)
 {
@@ -1385,84 +2125,171 @@ void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *
     const int16_t zp = (int16_t)(-p->in_offset);
     int16_t *plane = (int16_t *)scratch;
     int32_t c, y;
-#if EKD_NN_USE_DSP
-    ekd_dw_job job;
-    const int32_t band = EKD_DW3X3_BAND(out_h, out_w);
-    job.step = ch;
-    job.out_w = out_w;
-    job.row_bytes = 2 * pw;
-    job.lo2 = ekd_dup16(lo);
-    job.hi2 = ekd_dup16(hi);
-    job.accs = scratch + (ph * pw + 1) / 2;
-    job.stride = s;
-#endif
     for (y = 0; y < ph * pw; ++y) {   /* the border reads the input zero point, for every channel */
         plane[y] = zp;
     }
     for (c = 0; c < ch; ++c) {
         const int32_t *r = rq + EKD_RQ_WORDS * c;
-#if EKD_NN_USE_DSP
-        if (y1 > y0 && x1 > x0) {
-            ekd_fill_job fill;
-            fill.src = in + ((y0 - pad_t) * in_w + (x0 - pad_l)) * ch + c;
-            fill.dst = plane + y0 * pw + x0;
-            fill.n = x1 - x0;
-            fill.rows = y1 - y0;
-            fill.step = ch;
-            fill.src_row = in_w * ch;
-            fill.dst_row = 2 * pw;
-            ekd_plane_fill_dsp(&fill);
-        }
-#else
+        int8_t *o = out + c;
+        int32_t x;
         for (y = y0; y < y1; ++y) {
             const int8_t *src = in + ((y - pad_t) * in_w + (x0 - pad_l)) * ch + c;
             int16_t *dst = plane + y * pw;
-            int32_t x;
             for (x = x0; x < x1; ++x) {
                 dst[x] = *src;
                 src += ch;
             }
         }
-#endif
-#if EKD_NN_USE_DSP
-        job.w = (const int32_t *)(const void *)(w + 24 * c);
-        job.rq = r;
-        for (y = 0; y < out_h; y += band) {
-            job.plane = scratch + (y * s * pw) / 2;
-            job.out = out + y * out_w * ch + c;
-            job.rows = out_h - y < band ? out_h - y : band;
-            ekd_dw3x3_dsp(&job);
-        }
-#else
-        {
-            int8_t *o = out + c;
-            int32_t x;
-            for (y = 0; y < out_h; ++y) {
-                for (x = 0; x < out_w; ++x) {
-                    const int16_t *q = plane + y * s * pw + x * s;
-                    const int8_t *wc = w + c;
-                    int32_t acc = r[3], fy;
-                    for (fy = 0; fy < 3; ++fy) {
-                        acc += q[0] * wc[0] + q[1] * wc[ch] + q[2] * wc[2 * ch];
-                        q += pw;
-                        wc += 3 * ch;
-                    }
-                    *o = (int8_t)ekd_rq_out(acc, r, lo, hi);
-                    o += ch;
+        for (y = 0; y < out_h; ++y) {
+            for (x = 0; x < out_w; ++x) {
+                const int16_t *q = plane + y * s * pw + x * s;
+                const int8_t *wc = w + c;
+                int32_t acc = r[3], fy;
+                for (fy = 0; fy < 3; ++fy) {
+                    acc += q[0] * wc[0] + q[1] * wc[ch] + q[2] * wc[2 * ch];
+                    q += pw;
+                    wc += 3 * ch;
                 }
+                *o = (int8_t)ekd_rq_out(acc, r, lo, hi);
+                o += ch;
             }
         }
-#endif
     }
 }
+
+#endif
+
+#if EKD_NN_USE_DSP
+
+typedef struct {
+    const int8_t *a;        /* 0 */
+    const int8_t *b;        /* 4 */
+    const int32_t *lut_a;   /* 8: the entry of value 0 (indexed by the signed value) */
+    const int32_t *lut_b;   /* 12 */
+    int8_t *out;            /* 16 */
+    int32_t n;              /* 20: elements, a multiple of 4, >= 4 */
+    int32_t m, r, rnd;      /* 24, 28, 32: the output's requantization */
+    int32_t lo4, hi4;       /* 36, 40: activation clamp in all four bytes */
+} ekd_add_job;
+
+typedef char ekd_check_add_job[(offsetof(ekd_add_job, hi4) == 40 && offsetof(ekd_add_job, rnd) == 32) ? 1 : -1];
+
+void ekd_add_lut_sat_dsp(const ekd_add_job *job);
+void ekd_add_lut_round_dsp(const ekd_add_job *job);
+void ekd_add_lut_clamp_dsp(const ekd_add_job *job);
+
+/* Four elements per pass: a word of each input, each byte SXTB'd into its (doubled) table entry,
+ * the sum requantized as in the GEMM's epilogues and packed back into a word. */
+__asm__(
+    "    .syntax unified\n"
+    "    .thumb\n"
+    /* one element: byte k of A and B through the tables, their sum requantized into byte k of r11 */
+    "    .macro EKD_ADD1 rot, pos, mode\n"
+    "    .if \\rot == 0\n"
+    "    sxtb    r12, r4\n"
+    "    sxtb    lr, r5\n"
+    "    .else\n"
+    "    sxtb    r12, r4, ror #\\rot\n"
+    "    sxtb    lr, r5, ror #\\rot\n"
+    "    .endif\n"
+    "    ldr     r12, [r2, r12, lsl #2]\n"
+    "    ldr     lr, [r3, lr, lsl #2]\n"
+    "    add     r12, r12, lr\n"
+    "    .if \\mode == 0\n"
+    "    smmlar  r12, r12, r8, r10\n"
+    "    .else\n"
+    "    smmlar  lr, r12, r8, r10\n"
+    "    add     r12, lr, r12, asr #31\n"
+    "    .endif\n"
+    "    asr     r12, r12, r9\n"
+    "    ssat    r12, #8, r12\n"
+    "    .if \\pos == 0\n"
+    "    mov     r11, r12\n"
+    "    .else\n"
+    "    bfi     r11, r12, #\\pos, #8\n"
+    "    .endif\n"
+    "    .endm\n"
+    "    .macro EKD_ADDLUT name, mode\n"
+    "    .section .text.\\name,\"ax\",%progbits\n"
+    "    .p2align 2\n"
+    "    .global \\name\n"
+    "    .type   \\name, %function\n"
+    "    .thumb_func\n"
+    "\\name:\n"
+    "    push    {r4-r11, lr}\n"
+    "    sub     sp, sp, #8\n"
+    "    ldr     r7, [r0, #36]\n"
+    "    ldr     r4, [r0, #40]\n"
+    "    str     r7, [sp, #0]\n"
+    "    str     r4, [sp, #4]\n"
+    "    ldr     r1, [r0, #4]\n"
+    "    ldr     r2, [r0, #8]\n"
+    "    ldr     r3, [r0, #12]\n"
+    "    ldr     r6, [r0, #16]\n"
+    "    ldr     r7, [r0, #20]\n"
+    "    ldr     r8, [r0, #24]\n"
+    "    ldr     r9, [r0, #28]\n"
+    "    ldr     r10, [r0, #32]\n"
+    "    ldr     r0, [r0, #0]\n"
+    "    add     r7, r6, r7\n"               /* the output's end */
+    "1:  ldr     r4, [r0], #4\n"
+    "    ldr     r5, [r1], #4\n"
+    "    EKD_ADD1 0, 0, \\mode\n"
+    "    EKD_ADD1 8, 8, \\mode\n"
+    "    EKD_ADD1 16, 16, \\mode\n"
+    "    EKD_ADD1 24, 24, \\mode\n"
+    "    .if \\mode == 2\n"
+    "    ldr     r12, [sp, #0]\n"
+    "    ldr     lr, [sp, #4]\n"
+    "    ssub8   r4, r11, r12\n"
+    "    sel     r11, r11, r12\n"
+    "    ssub8   r4, lr, r11\n"
+    "    sel     r11, r11, lr\n"
+    "    .endif\n"
+    "    str     r11, [r6], #4\n"
+    "    cmp     r6, r7\n"
+    "    bne     1b\n"
+    "    add     sp, sp, #8\n"
+    "    pop     {r4-r11, pc}\n"
+    "    .size   \\name, . - \\name\n"
+    "    .endm\n"
+    "    EKD_ADDLUT ekd_add_lut_sat_dsp, 0\n"
+    "    EKD_ADDLUT ekd_add_lut_round_dsp, 1\n"
+    "    EKD_ADDLUT ekd_add_lut_clamp_dsp, 2\n"
+    "    .text\n");
+
+#endif
 
 void ekd_add_lut_s8(const ekd_add_params *p, const int8_t *a, const int8_t *b, const int32_t *lut,
                     const int32_t *rq, int8_t *out)
 {
+    /* DSP: the tables hold twice TFLite's rescaled values (the doubled accumulator SMMLAR needs) */
     const int32_t size = p->size, lo = p->act_min, hi = p->act_max;
     const int32_t *lut_a = lut + 128, *lut_b = lut + 384;
-    int32_t i;
-    for (i = 0; i < size; ++i) {
+    int32_t i = 0;
+#if EKD_NN_USE_DSP
+    const int full = lo == -128 && hi == 127;
+    ekd_add_job job;
+    job.a = a;
+    job.b = b;
+    job.lut_a = lut_a;
+    job.lut_b = lut_b;
+    job.out = out;
+    job.n = size & ~3;
+    job.m = rq[0];
+    job.r = rq[1];
+    job.rnd = rq[2];
+    job.lo4 = ekd_dup8(lo);
+    job.hi4 = ekd_dup8(hi);
+    if (job.n) {
+        (!full ? ekd_add_lut_clamp_dsp : p->out_offset == -128 ? ekd_add_lut_sat_dsp : ekd_add_lut_round_dsp)(&job);
+    }
+    for (i = job.n; i < size; ++i) {
+        out[i] = (int8_t)ekd_rq_out((lut_a[a[i]] + lut_b[b[i]]) / 2, rq, lo, hi);
+    }
+#else
+    for (; i < size; ++i) {
         out[i] = (int8_t)ekd_rq_out(lut_a[a[i]] + lut_b[b[i]], rq, lo, hi);
     }
+#endif
 }

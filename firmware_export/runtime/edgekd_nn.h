@@ -81,6 +81,7 @@ typedef struct {
     int32_t in_offset;           /* -input zero point */
     int32_t out_offset;          /* output zero point */
     int32_t act_min, act_max;    /* fused activation clamp, in output quantized units */
+    int32_t in_planar;           /* ekd_conv_gemm_s8: 1 when the input is NCHW (a TRANSPOSE folded in) */
 } ekd_conv_params;
 
 typedef struct {
@@ -164,33 +165,37 @@ void ekd_copy_s8(const int8_t *in, int8_t *out, int32_t n);
 #define EKD_RQ_WORDS 4
 
 /* Convolution as a GEMM over groups of EKD_GEMM_PIXELS output pixels (any kernel size, stride,
- * dilation, padding). DSP weights: per pair of output channels (a zero row completes an odd
- * count), for each step of 4 taps in (fy, fx, ic) order (zero padded to a multiple of 4), the
- * first channel's 4 bytes then the second's. Scratch: EKD_CONV_GEMM_SCRATCH(k_h * k_w * in_c, out_c) bytes. */
-#define EKD_GEMM_PIXELS 3
-#define EKD_CONV_GEMM_SCRATCH(k, out_c) (24 * (((k) + 3) / 4) + 4 * (((out_c) * 3 + 3) / 4) + 4 * (((k) + 3) / 4))
+ * dilation, padding). DSP weights: int16, each weight doubled, per block of 4 output channels
+ * (zero rows complete the last block), for each group of 4 taps in (fy, fx, ic) order (zero padded
+ * to a multiple of 4), two steps: taps (0, 2) then taps (1, 3), each the 4 channels' int16 pairs;
+ * DSP requantization records hold the bias doubled. Scratch: EKD_CONV_GEMM_SCRATCH(k_h * k_w * in_c,
+ * out_c, gather) bytes, gather = in_planar or in_c % 4 != 0 (a table of the window's offsets). */
+#define EKD_GEMM_PIXELS 2
+#define EKD_CONV_GEMM_SCRATCH(k, out_c, gather) \
+    (20 * (((k) + 3) / 4) + 4 * ((2 * (out_c) + 3) / 4) + 8 + ((gather) ? 16 * (((k) + 3) / 4) : 0))
 void ekd_conv_gemm_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
                       int8_t *out, int32_t *scratch);
 
-/* Depthwise 3x3 (multiplier 1, no dilation, stride 1 or 2, any padding): one channel at a time
- * through a padded int16 plane, where the taps of a filter row sit side by side for SMLAD
- * (TinyEngine's idea). DSP weights: per channel, per filter row, the int16 pairs (w0, w1) and
- * (w1, w2), little-endian; plain weights: TFLite's [1, 3, 3, C]. Scratch:
- * EKD_DW3X3_SCRATCH(out_h, out_w, stride) bytes (the plane and a band of accumulators). */
-#define EKD_DW3X3_PLANE_W(out_w, stride) ((stride) * (((out_w) + 1) & ~1) + 2)
-#define EKD_DW3X3_ACCS 256      /* accumulators per pass (a band of whole output rows; at least one row) */
-#define EKD_DW3X3_SCRATCH(out_h, out_w, stride) \
-    (4 * ((EKD_DW3X3_PLANE_W(out_w, stride) * (((out_h) - 1) * (stride) + 3) + 1) / 2) \
-     + 4 * (EKD_DW3X3_BAND(out_h, out_w) * (out_w) + 2))
-/* output rows per pass: as many whole rows as EKD_DW3X3_ACCS holds, at least one, at most out_h */
-#define EKD_DW3X3_BAND(out_h, out_w) \
-    ((out_w) > EKD_DW3X3_ACCS ? 1 : ((out_h) < EKD_DW3X3_ACCS / (out_w) ? (out_h) : EKD_DW3X3_ACCS / (out_w)))
+/* Depthwise 3x3 (multiplier 1, no dilation, stride 1 or 2, any padding) through padded int16
+ * channel planes, where the taps of a filter row sit side by side for SMLAD (TinyEngine's idea).
+ * Plain weights: TFLite's [1, 3, 3, C] with rq. DSP weights (rq unused): one word, 1 when the
+ * planes are transposed (plane rows along the output's columns: a narrow map gets long rows),
+ * then EKD_DW_REC_WORDS per channel: the 3 filter rows' int16 pairs (2 w0, 2 w1), (2 w1, 2 w2)
+ * (filter columns when transposed), then [m, r, round, 2 bias]. A plane holds
+ * ((rows - 1) * stride + 3) x EKD_DW3X3_PLANE_W(cols, stride) int16 (rows x cols: the output map as
+ * the planes see it); scratch: EKD_DW3X3_SCRATCH(rows, cols, stride, planes) bytes, 4 planes on the
+ * DSP path when there are at least 4 channels, else 1. */
+#define EKD_DW_REC_WORDS 10
+#define EKD_DW3X3_PLANE_W(cols, stride) ((stride) * (((cols) + 3) & ~3) + 2)
+#define EKD_DW3X3_SCRATCH(rows, cols, stride, planes) \
+    (4 * (planes) * ((EKD_DW3X3_PLANE_W(cols, stride) * (((rows) - 1) * (stride) + 3) + 1) / 2))
 void ekd_dwconv3x3_s8(const ekd_conv_params *p, const int8_t *in, const int8_t *w, const int32_t *rq,
                       int8_t *out, int32_t *scratch);
 
 /* ADD with each input's rescaling (TFLite's left shift 20 and per-input multiplier) read from
  * a table of 256 int32 per input (lut[0..255] for a + 128, lut[256..511] for b + 128), then the
- * output requantization of one EKD_RQ_WORDS record (its bias unused). */
+ * output requantization of one EKD_RQ_WORDS record (its bias unused). The DSP build takes the
+ * tables doubled (the doubled sum is what its SMMLAR requantization needs). */
 void ekd_add_lut_s8(const ekd_add_params *p, const int8_t *a, const int8_t *b, const int32_t *lut,
                     const int32_t *rq, int8_t *out);
 

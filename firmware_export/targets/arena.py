@@ -112,7 +112,7 @@ def _window_starts(in_h, in_w, in_c, out_h, out_w, stride_h, stride_w, pad_h, pa
 
 def gathered_groups_overlap(in_shape, out_shape, stride, pad, group: int) -> list:
     """A kernel that gathers ``group`` output pixels' windows into scratch, then writes those
-    pixels' outputs (ekd_conv_gemm_s8 with 3, ekd_conv2d_s8 with 2)."""
+    pixels' outputs (ekd_conv_gemm_s8 and ekd_conv2d_s8 with 2)."""
     (in_h, in_w, in_c), (out_h, out_w, out_c) = in_shape, out_shape
     needed = _window_starts(in_h, in_w, in_c, out_h, out_w, *stride, *pad)
     npix = out_h * out_w

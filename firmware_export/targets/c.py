@@ -146,7 +146,6 @@ def valid_out(in_size: int, k: int, stride: int, dilation: int) -> int:
 
 # ---- folded-offset kernels: export-time layouts and exactness proof -------------------------------
 
-DW3X3_ACCS = 256         # EKD_DW3X3_ACCS
 ACC_LIMIT = 1 << 30      # |acc| below this: doubling for SMMULR and the rounding stay within int32
 
 
@@ -197,11 +196,13 @@ def _pad_to(a, axis, multiple):
 
 
 def conv_weights_dsp(w2d) -> np.ndarray:
-    """(out_c, K) int8 -> ekd_conv_gemm_s8's DSP order: channel pairs, then steps of 4 taps, then the
-    pair's two 4-byte groups (zero taps to a multiple of 4, a zero row for an odd count)."""
-    w = _pad_to(_pad_to(np.asarray(w2d, np.int8), 1, 4), 0, 2)
-    pairs, k4 = w.shape[0] // 2, w.shape[1] // 4
-    return w.reshape(pairs, 2, k4, 4).transpose(0, 2, 1, 3).reshape(-1)
+    """(out_c, K) int8 -> ekd_conv_gemm_s8's DSP order, as little-endian bytes of int16 values 2 w:
+    blocks of 4 channels, groups of 4 taps, the steps (taps 0, 2) and (taps 1, 3), the block's 4
+    channels' pairs (zero taps to a multiple of 4, zero rows to a multiple of 4 channels)."""
+    w = _pad_to(_pad_to(np.asarray(w2d, np.int16), 1, 4), 0, 4) * 2
+    blocks, k4 = w.shape[0] // 4, w.shape[1] // 4
+    w = w.reshape(blocks, 4, k4, 2, 2)                      # (block, channel, group, tap pair, odd tap)
+    return w.transpose(0, 2, 4, 1, 3).astype("<i2").reshape(-1).view(np.int8)
 
 
 def fc_weights_dsp(w2d) -> np.ndarray:
@@ -212,25 +213,43 @@ def fc_weights_dsp(w2d) -> np.ndarray:
     return w.reshape(blocks, 4, k4, 4).transpose(0, 2, 1, 3).reshape(-1)
 
 
-def dw3x3_weights_dsp(w) -> np.ndarray:
-    """[1, 3, 3, C] int8 -> ekd_dwconv3x3_s8's DSP order: per channel, per filter row, the int16
-    pairs (w0, w1) and (w1, w2) as little-endian bytes."""
-    w = np.asarray(w, np.int16).reshape(3, 3, -1).transpose(2, 0, 1)          # (C, fy, fx)
-    pairs = np.stack([w[..., 0], w[..., 1], w[..., 1], w[..., 2]], axis=-1)   # (C, fy, 4)
-    return pairs.astype("<i2").reshape(-1).view(np.int8)
+def dw3x3_transposed(out_h: int, out_w: int, stride: int) -> bool:
+    """Whether ekd_dwconv3x3_s8's DSP planes run along the output's columns: its rows cost about 72
+    cycles per group of 4 outputs (a last partial group as much) plus about 25 per row."""
+    def cost(rows, cols):
+        return rows * (72 * -(-cols // 4) + 25)
+    return cost(out_w, out_h) < cost(out_h, out_w)
 
 
-def dw3x3_scratch(out_h: int, out_w: int, stride: int) -> int:
-    """Bytes of EKD_DW3X3_SCRATCH(out_h, out_w, stride): the padded int16 plane and a band of accumulators."""
-    plane_w = stride * ((out_w + 1) & ~1) + 2
-    band = 1 if out_w > DW3X3_ACCS else min(out_h, DW3X3_ACCS // out_w)
-    return 4 * ((plane_w * ((out_h - 1) * stride + 3) + 1) // 2) + 4 * (band * out_w + 2)
+def dw3x3_weights_dsp(w, rq, transposed: bool) -> np.ndarray:
+    """[1, 3, 3, C] int8 weights and per-channel ``[m, r, round, bias]`` -> ekd_dwconv3x3_s8's DSP
+    array as bytes: the transposition word, then per channel the filter rows' int16 pairs
+    (2 w0, 2 w1), (2 w1, 2 w2) (filter columns when transposed) and ``[m, r, round, 2 bias]``."""
+    w = np.asarray(w, np.int64).reshape(3, 3, -1).transpose(2, 0, 1) * 2     # (C, fy, fx)
+    if transposed:
+        w = w.transpose(0, 2, 1)
+    lo = np.stack([w[..., 0], w[..., 1]], axis=-1), np.stack([w[..., 1], w[..., 2]], axis=-1)
+    pairs = np.stack(lo, axis=2)                                              # (C, row, pair, 2)
+    words = (pairs[..., 0] & 0xFFFF) | ((pairs[..., 1] & 0xFFFF) << 16)       # (C, row, pair)
+    words = np.where(words >= 1 << 31, words - (1 << 32), words).reshape(len(w), 6)
+    rec = np.asarray(rq, np.int64) * np.array([1, 1, 1, 2])
+    body = np.concatenate([words, rec], axis=1).reshape(-1)
+    return np.concatenate([[int(transposed)], body]).astype("<i4").view(np.int8)
 
 
-def conv_gemm_scratch(k: int, out_c: int) -> int:
-    """Bytes of EKD_CONV_GEMM_SCRATCH(k, out_c)."""
-    k4 = (k + 3) // 4
-    return 24 * k4 + 4 * ((out_c * 3 + 3) // 4) + 4 * k4
+def dw3x3_scratch(out_h: int, out_w: int, stride: int, channels: int) -> int:
+    """Bytes of scratch for ekd_dwconv3x3_s8: the DSP path's planes (4 when there are 4 channels or
+    more, in its orientation) or the plain path's one plane, whichever is larger."""
+    def planes(rows, cols, n):       # EKD_DW3X3_SCRATCH
+        plane_w = stride * ((cols + 3) & ~3) + 2
+        return 4 * n * ((plane_w * ((rows - 1) * stride + 3) + 1) // 2)
+    rows, cols = (out_w, out_h) if dw3x3_transposed(out_h, out_w, stride) else (out_h, out_w)
+    return max(planes(rows, cols, 4 if channels >= 4 else 1), planes(out_h, out_w, 1))
+
+
+def conv_gemm_scratch(k: int, out_c: int, gather: bool = False) -> int:
+    """Bytes of EKD_CONV_GEMM_SCRATCH(k, out_c, gather)."""
+    return 20 * ((k + 3) // 4) + 4 * ((2 * out_c + 3) // 4) + 8 + (16 * ((k + 3) // 4) if gather else 0)
 
 
 def fc_gemv_scratch(in_n: int) -> int:
@@ -238,10 +257,11 @@ def fc_gemv_scratch(in_n: int) -> int:
     return 8 * ((in_n + 3) // 4)
 
 
-def _dsp_or_plain(name: str, dsp, plain) -> list:
-    """One int8 array in two layouts: the DSP kernels' blocked order, or TFLite's for the plain build."""
-    return ["#if EKD_NN_USE_DSP\n", cgen.array_declare(name, dsp, "int8_t", align=4), "#else\n",
-            cgen.array_declare(name, plain, "int8_t", align=4), "#endif\n"]
+def _dsp_or_plain(name: str, dsp, plain, ctype: str = "int8_t") -> list:
+    """One array in two layouts: the DSP kernels' (blocked order, int16 weights as bytes, doubled
+    biases), or TFLite's for the plain build."""
+    return ["#if EKD_NN_USE_DSP\n", cgen.array_declare(name, dsp, ctype, align=4), "#else\n",
+            cgen.array_declare(name, plain, ctype, align=4), "#endif\n"]
 
 
 # ---- lowering ----------------------------------------------------------------------------------
@@ -295,7 +315,8 @@ class _Lowering:
 
     def run(self) -> list:
         self.fused_pads = self._fusable_pads()
-        skip = {v[3] for v in self.fused_pads.values()}
+        self.fused_transposes = self._fusable_transposes()
+        skip = {v[3] for v in self.fused_pads.values()} | {v[1] for v in self.fused_transposes.values()}
         for op in self.g.operators:
             layer = self.layer_name(op)
             if op.op in ("DEQUANTIZE", "QUANTIZE") and any(
@@ -343,6 +364,49 @@ class _Lowering:
                     continue
             fused[padded] = (op.inputs[0], int(pads[1, 0]), int(pads[2, 0]), op.index)
         return fused
+
+    def _fusable_transposes(self) -> dict:
+        """NCHW -> NHWC TRANSPOSEs (perm 0, 2, 3, 1: a torch model's image input) whose only reader is
+        a CONV_2D that runs on ekd_conv_gemm_s8, directly or through a PAD it fuses:
+        {transposed tensor: (source tensor, op index)}. The convolution reads the NCHW source itself
+        (in_planar), so neither the copy nor its buffer exist."""
+        readers: dict = {}
+        for op in self.g.operators:
+            for i in op.inputs:
+                if i >= 0:
+                    readers.setdefault(i, []).append(op)
+        fused = {}
+        for op in self.g.operators:
+            if op.op != "TRANSPOSE" or len(op.inputs) < 2:
+                continue
+            out = op.outputs[0]
+            users = readers.get(out, [])
+            src, perm_t, dst = self.g.tensors[op.inputs[0]], self.g.tensors[op.inputs[1]], self.g.tensors[out]
+            if len(users) == 1 and users[0].op in ("PAD", "PADV2") and users[0].outputs[0] in self.fused_pads:
+                users = readers[users[0].outputs[0]]       # the fused PAD's convolution, reading it as input 0
+                reads = True
+            else:
+                reads = len(users) == 1 and users[0].inputs[0] == out
+            if (out in self.g.outputs or len(users) != 1 or users[0].op != "CONV_2D" or not reads
+                    or perm_t.data is None or [int(v) for v in perm_t.data.reshape(-1)] != [0, 2, 3, 1]
+                    or len(src.shape) != 4 or src.shape[0] != 1 or src.scale is None or dst.scale is None
+                    or not np.array_equal(src.scale, dst.scale) or not np.array_equal(src.zero_point, dst.zero_point)
+                    or not self._runs_on_gemm(users[0])):
+                continue
+            fused[out] = (op.inputs[0], op.index)
+        return fused
+
+    def _runs_on_gemm(self, op) -> bool:
+        """Whether a CONV_2D gets ekd_conv_gemm_s8 (its requantization records exist, see _conv)."""
+        inp, w, out = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+        if not w.is_constant or w.scale is None or inp.scale is None or out.scale is None or len(w.shape) != 4:
+            return False
+        try:
+            mult, shift = self._per_channel(op, self.layer_name(op), inp, w, out, w.shape[0])
+        except ExportError:
+            return False
+        return folded_requant(w.data.reshape(w.shape[0], -1), self._bias(op), int(inp.zero_point[0]),
+                              int(out.zero_point[0]), mult, shift) is not None
 
     # conv-like ---------------------------------------------------------------------------------
     def _per_channel(self, op, layer, inp, w, out, n_out):
@@ -413,11 +477,13 @@ class _Lowering:
             eoh, eow, ph, pw = valid_out(ih, kh, sh, dh), valid_out(iw, kw, sw, dw), 0, 0
         if (eoh, eow) != (oh, ow):
             raise ExportError(f"layer {layer!r}: output {oh}x{ow} does not match the computed {eoh}x{eow}")
-        src = op.inputs[0]
+        src, planar = op.inputs[0], 0
         if src in self.fused_pads:     # read the PAD's input; its padding joins the convolution's
             src, top, left, _ = self.fused_pads[src]
             ih, iw, _ = _nhwc(self.g.tensors[src], layer)
             ph, pw = ph + top, pw + left
+        if src in self.fused_transposes:   # read the NCHW tensor the TRANSPOSE would have copied
+            src, planar = self.fused_transposes[src][0], 1
         _, zin = _q1(inp, "input", layer)
         s_out, zout = _q1(out, "output", layer)
         lo, hi = activation_range(o.get("fusedActivationFunction", 0), s_out, zout)
@@ -431,20 +497,21 @@ class _Lowering:
         pname = self.ident(k, "p")
         fields = dict(in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw, stride_h=sh,
                       stride_w=sw, dil_h=dh, dil_w=dw, pad_h=ph, pad_w=pw, depth_multiplier=dm,
-                      in_offset=-zin, out_offset=zout, act_min=lo, act_max=hi)
+                      in_offset=-zin, out_offset=zout, act_min=lo, act_max=hi, in_planar=planar)
         macs = oh * ow * oc * kh * kw * (1 if depthwise else ic)
         w_oc = w.data.reshape(kh * kw, oc).T if depthwise else w.data.reshape(oc, -1)   # (oc, taps)
         rq = folded_requant(w_oc, self._bias(op), zin, zout, mult, shift)
         if rq is not None and depthwise and (kh, kw, dm, dh, dw) == (3, 3, 1, 1, 1) and sh == sw and sh in (1, 2):
             decls = [cgen.comment(f"weights of {_safe_text(w.name)}, shape {list(w.shape)}; input zero point "
                                   "folded into the bias")]
-            decls += _dsp_or_plain(self.ident(k, "w"), dw3x3_weights_dsp(w.data), w.data.reshape(-1))
-            decls.append(cgen.array_declare(self.ident(k, "rq"), rq.reshape(-1), "int32_t", align=4))
+            decls += _dsp_or_plain(self.ident(k, "w"), dw3x3_weights_dsp(w.data, rq, dw3x3_transposed(oh, ow, sh)),
+                                   w.data.reshape(-1))
+            decls += _dsp_or_plain(self.ident(k, "rq"), [0], rq.reshape(-1), "int32_t")   # in the DSP array
             decls.append(_struct("ekd_conv_params", pname, fields))
             call = (f"ekd_dwconv3x3_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {self.ident(k, 'rq')}, {{out}}, "
                     "{scratch32});")
             self.steps.append(_Step(op, layer, call, [src], op.outputs[0], decls, macs,
-                                    scratch=dw3x3_scratch(oh, ow, sh),
+                                    scratch=dw3x3_scratch(oh, ow, sh, oc),
                                     overlap={src: channel_planes_overlap(ih * iw, oh * ow, oc)}))
             return
         if rq is not None and not depthwise:
@@ -452,14 +519,16 @@ class _Lowering:
             decls = [cgen.comment(f"weights of {_safe_text(w.name)}, shape {list(w.shape)}; input zero point "
                                   "folded into the bias")]
             decls += _dsp_or_plain(self.ident(k, "w"), conv_weights_dsp(w.data.reshape(oc, -1)), w.data.reshape(-1))
-            decls.append(cgen.array_declare(self.ident(k, "rq"), rq_records(rq, 2).reshape(-1), "int32_t", align=4))
+            rq4 = rq_records(rq, 4)
+            decls += _dsp_or_plain(self.ident(k, "rq"), (rq4 * np.array([1, 1, 1, 2])).reshape(-1), rq4.reshape(-1),
+                                   "int32_t")
             decls.append(_struct("ekd_conv_params", pname, fields))
             call = (f"ekd_conv_gemm_s8(&{pname}, {{in0}}, {self.ident(k, 'w')}, {self.ident(k, 'rq')}, {{out}}, "
                     "{scratch32});")
             self.steps.append(_Step(op, layer, call, [src], op.outputs[0], decls, macs,
-                                    scratch=conv_gemm_scratch(kk, oc),
-                                    overlap={src: gathered_groups_overlap((ih, iw, ic), (oh, ow, oc), (sh, sw),
-                                                                          (ph, pw), 3)}))
+                                    scratch=conv_gemm_scratch(kk, oc, gather=bool(planar) or ic % 4 != 0),
+                                    overlap={} if planar else {src: gathered_groups_overlap(
+                                        (ih, iw, ic), (oh, ow, oc), (sh, sw), (ph, pw), 2)}))
             return
         decls, bname = self._weights_decls(k, w, self._bias(op), mult, shift, oc)
         decls.append(_struct("ekd_conv_params", pname, fields))
@@ -575,8 +644,8 @@ class _Lowering:
                              2 * int(np.abs(lut).max()), 0)
         if rq is None:
             return f"ekd_add_s8(&{pname}, {{in0}}, {{in1}}, {{out}});", []
-        tables = [cgen.array_declare(self.ident(k, "lut"), lut.reshape(-1), "int32_t", align=4),
-                  cgen.array_declare(self.ident(k, "rq"), rq.reshape(-1), "int32_t", align=4)]
+        tables = _dsp_or_plain(self.ident(k, "lut"), 2 * lut.reshape(-1), lut.reshape(-1), "int32_t")
+        tables.append(cgen.array_declare(self.ident(k, "rq"), rq.reshape(-1), "int32_t", align=4))
         return (f"ekd_add_lut_s8(&{pname}, {{in0}}, {{in1}}, {self.ident(k, 'lut')}, {self.ident(k, 'rq')}, {{out}});",
                 tables)
 

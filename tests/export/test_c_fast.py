@@ -13,13 +13,14 @@ pytest.importorskip("tflite_micro")
 if shutil.which("gcc") is None:
     pytest.skip("gcc is needed to compile the generated C", allow_module_level=True)
 
+from ai_edge_litert import schema_py_generated as fb  # noqa: E402
 from test_c_kernels import (NONE, RELU, RELU6, SAME, VALID, _not_trivial, check_exact, conv_model,  # noqa: E402
-                            fc_model)
+                            fc_model, pool_model)
 
 from firmware_export.targets import arena  # noqa: E402
 from firmware_export.targets.c import folded_requant, plan_arena, requant_records  # noqa: E402
 
-CONV_CASES = [  # ih, iw, ic, oc, k, stride, padding, act, dil: what it covers
+CONV_CASES = [  # ih, iw, ic, oc, k, stride, padding, act, dil[, output zero point]: what it covers
     (5, 7, 8, 6, 1, 1, VALID, RELU, 1),     # 1x1 over every pixel (columns = pixels), 35 px: a partial group
     (4, 4, 12, 9, 1, 1, SAME, NONE, 1),     # pointwise, odd output channels, 16 px
     (6, 6, 3, 7, 1, 2, VALID, NONE, 1),     # 1x1 stride 2, 3 taps (< one step of 4)
@@ -30,8 +31,16 @@ CONV_CASES = [  # ih, iw, ic, oc, k, stride, padding, act, dil: what it covers
     (6, 5, 8, 10, 2, 1, SAME, NONE, 1),     # 2x2 kernel, asymmetric SAME padding
     (2, 2, 4, 5, 3, 1, SAME, NONE, 1),      # 4 output pixels
     (1, 1, 7, 3, 1, 1, VALID, NONE, 1),     # one output pixel (only a partial group)
+    (6, 6, 16, 8, 3, 1, SAME, RELU, 1, -128),    # ReLU with zero point -128 (no rounding correction), 72 steps
+    (9, 7, 8, 16, 1, 1, VALID, RELU, 1, -128),   # pointwise, 8 input channels (4 steps), odd pixel count
+    (5, 5, 4, 6, 1, 1, VALID, NONE, 1, -128),    # 4 taps (2 steps), zero point -128 without activation
+    (4, 5, 10, 12, 3, 2, SAME, RELU6, 1, -128),  # RELU6 clamp with zero point -128, 90 taps
+    (3, 4, 20, 8, 1, 1, VALID, NONE, 1),         # 10 steps: the unrolled body entered 9 steps before its end
+    (2, 3, 24, 4, 1, 1, VALID, RELU, 1, -128),   # 12 steps (entered 11 before the end)
+    (9, 8, 3, 5, 3, 1, SAME, RELU, 2),           # byte gather over the border with dilation 2
+    (5, 9, 8, 4, 5, 1, SAME, NONE, 1),           # whole rows over the border: 2 columns of pad per side
 ]
-DW_CASES = [  # ih, iw, channels, stride, padding, act
+DW_CASES = [  # ih, iw, channels, stride, padding, act[, output zero point]
     (7, 8, 3, 1, SAME, RELU),               # odd channel count
     (9, 7, 8, 2, SAME, NONE),
     (6, 5, 5, 2, VALID, RELU6),
@@ -39,9 +48,32 @@ DW_CASES = [  # ih, iw, channels, stride, padding, act
     (13, 5, 6, 1, SAME, NONE),              # DS-CNN-like: narrow rows, odd width
     (3, 3, 16, 1, SAME, NONE),              # tiny map
     (8, 11, 6, 2, SAME, NONE),              # odd width, stride 2
-    (40, 40, 2, 1, SAME, RELU),             # more than one band of accumulators per channel
+    (40, 40, 2, 1, SAME, RELU),             # large planes, two lone channels
+    (25, 5, 16, 1, SAME, RELU, -128),       # DS-CNN-like narrow map: transposed planes, zero point -128
+    (13, 4, 12, 2, SAME, RELU, -128),       # stride 2 on a narrow map (transposed), 4 channels per fill
+    (6, 7, 9, 1, VALID, NONE),              # VALID, 9 channels (two groups of 4 and a lone channel)
+    (10, 9, 4, 2, SAME, RELU6),             # stride 2, odd width, clamp
+    (6, 6, 8, 1, SAME, RELU, -128),         # MobileNet's 6x6 maps: rows of a group and a pair
+    (12, 12, 8, 2, SAME, NONE),             # stride 2 to 6x6: a pair at each row's end
 ]
 FC_CASES = [(640, 13, RELU), (8, 5, NONE), (3, 9, RELU6), (64, 4, NONE), (37, 11, NONE)]
+ADD_CASES = [  # h, w, channels, act, output zero point: ADD(x, conv(x))
+    (5, 6, 8, RELU, -128),                  # ResNet's residual: zero point -128, 240 elements
+    (3, 5, 5, NONE, None),                  # 75 elements: a tail of 3
+    (4, 3, 3, RELU6, None),                 # clamp, 36 elements
+]
+POOL_CASES = [  # ih, iw, channels, k, stride, padding, act: average pooling
+    (8, 8, 8, 8, 1, VALID, NONE),           # ResNet-8's global pool, 4 channels per pass
+    (7, 9, 6, 3, 2, SAME, RELU6),           # 6 channels (4 per pass and 2 alone), clipped windows, clamp
+    (17, 17, 4, 16, 1, VALID, NONE),        # 256 values per window: past the int16 lanes, the plain loop
+]
+NCHW_CASES = [  # ih, iw, ic, oc, (kh, kw), stride, padding, act, dil, output zero point: an NCHW input
+    (13, 11, 3, 8, (3, 3), 2, SAME, RELU, 1, -128),   # MobileNet's first layer, shrunk
+    (9, 8, 3, 16, (3, 3), 1, SAME, NONE, 1, None),    # ResNet-8's first layer, shrunk
+    (21, 10, 1, 12, (10, 4), 2, SAME, RELU, 1, -128), # DS-CNN's first layer, shrunk (all windows clipped)
+    (8, 9, 4, 6, (3, 3), 1, VALID, RELU6, 2, None),   # 4 channels (planar, not the word path), dilation 2
+    (9, 10, 3, 4, (3, 3), 1, SAME, NONE, 3, None),    # dilation 3 with padding: windows partly outside
+]
 
 
 def _case_id(c):
@@ -49,13 +81,104 @@ def _case_id(c):
 
 
 def _conv(rng, case):
-    ih, iw, ic, oc, k, stride, padding, act, dil = case
-    return conv_model(rng, ih, iw, ic, oc, k, stride, padding, act, dil=dil)
+    ih, iw, ic, oc, k, stride, padding, act, dil = case[:9]
+    return conv_model(rng, ih, iw, ic, oc, k, stride, padding, act, dil=dil, z_out=case[9] if len(case) > 9 else None)
+
+
+def nchw_input(model: bytes) -> bytes:
+    """The single-op convolution model with its input given as NCHW and a TRANSPOSE (0, 2, 3, 1) in
+    front of the convolution, as litert-torch emits for a torch model's image input."""
+    import flatbuffers
+
+    m = fb.ModelT.InitFromObj(fb.Model.GetRootAs(model, 0))
+    sg = m.subgraphs[0]
+    conv = sg.operators[0]
+    x = sg.tensors[conv.inputs[0]]
+    n, h, w, c = x.shape
+    nchw = fb.TensorT()
+    nchw.shape, nchw.type, nchw.name, nchw.quantization = [n, c, h, w], x.type, "input_nchw", x.quantization
+    perm = fb.TensorT()
+    perm.shape, perm.type, perm.name = [4], fb.TensorType.INT32, "perm"
+    m.buffers.append(fb.BufferT())
+    nchw.buffer = len(m.buffers) - 1
+    pb = fb.BufferT()
+    pb.data = np.frombuffer(np.array([0, 2, 3, 1], np.int32).tobytes(), np.uint8).tolist()
+    m.buffers.append(pb)
+    perm.buffer = len(m.buffers) - 1
+    sg.tensors += [nchw, perm]
+    i_nchw, i_perm = len(sg.tensors) - 2, len(sg.tensors) - 1
+    code = fb.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = fb.BuiltinOperator.TRANSPOSE
+    code.version = 1
+    m.operatorCodes.append(code)
+    tr = fb.OperatorT()
+    tr.opcodeIndex = len(m.operatorCodes) - 1
+    tr.inputs, tr.outputs = [i_nchw, i_perm], [conv.inputs[0]]
+    tr.builtinOptionsType, tr.builtinOptions = fb.BuiltinOptions.TransposeOptions, fb.TransposeOptionsT()
+    sg.operators = [tr, conv]
+    sg.inputs = [i_nchw]
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def residual_add(model: bytes, rng, act, z_out) -> bytes:
+    """The single-op convolution model (input shape = output shape) followed by ADD(input, conv
+    output): a one-input graph (what the emulator harness calls) with a same-shape ADD."""
+    import flatbuffers
+
+    m = fb.ModelT.InitFromObj(fb.Model.GetRootAs(model, 0))
+    sg = m.subgraphs[0]
+    conv = sg.operators[0]
+    x, c = sg.tensors[conv.inputs[0]], sg.tensors[conv.outputs[0]]
+    y = fb.TensorT()
+    y.shape, y.type, y.name = list(c.shape), c.type, "sum"
+    y.quantization = fb.QuantizationParametersT()
+    y.quantization.scale = [(x.quantization.scale[0] + c.quantization.scale[0]) * float(rng.uniform(0.8, 1.3))]
+    y.quantization.zeroPoint = [int(rng.integers(-20, 21)) if z_out is None else z_out]
+    m.buffers.append(fb.BufferT())
+    y.buffer = len(m.buffers) - 1
+    sg.tensors.append(y)
+    code = fb.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = fb.BuiltinOperator.ADD
+    code.version = 1
+    m.operatorCodes.append(code)
+    add = fb.OperatorT()
+    add.opcodeIndex = len(m.operatorCodes) - 1
+    add.inputs, add.outputs = [conv.inputs[0], conv.outputs[0]], [len(sg.tensors) - 1]
+    add.builtinOptionsType = fb.BuiltinOptions.AddOptions
+    add.builtinOptions = _opts_add(act)
+    sg.operators = [conv, add]
+    sg.outputs = [len(sg.tensors) - 1]
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def _opts_add(act):
+    o = fb.AddOptionsT()
+    o.fusedActivationFunction = act
+    return o
+
+
+def _add(rng, case):
+    h, w, c, act, z_out = case
+    return residual_add(conv_model(rng, h, w, c, c, 1, 1, SAME, NONE), rng, act, z_out)
+
+
+def _pool(rng, case):
+    return pool_model(rng, fb.BuiltinOperator.AVERAGE_POOL_2D, *case)
+
+
+def _nchw(rng, case):
+    ih, iw, ic, oc, k, stride, padding, act, dil, z_out = case
+    return nchw_input(conv_model(rng, ih, iw, ic, oc, k, stride, padding, act, dil=dil, z_out=z_out))
 
 
 def _dw(rng, case):
-    ih, iw, c, stride, padding, act = case
-    return conv_model(rng, ih, iw, c, c, 3, stride, padding, act, depthwise=True)
+    ih, iw, c, stride, padding, act = case[:6]
+    return conv_model(rng, ih, iw, c, c, 3, stride, padding, act, depthwise=True,
+                      z_out=case[6] if len(case) > 6 else None)
 
 
 def _fc(rng, case):
@@ -65,7 +188,10 @@ def _fc(rng, case):
 
 MODELS = ([("conv", _conv, c, "ekd_conv_gemm_s8") for c in CONV_CASES]
           + [("dw", _dw, c, "ekd_dwconv3x3_s8") for c in DW_CASES]
-          + [("fc", _fc, c, "ekd_fc_gemv_s8") for c in FC_CASES])
+          + [("fc", _fc, c, "ekd_fc_gemv_s8") for c in FC_CASES]
+          + [("nchw", _nchw, c, ".in_planar = 1") for c in NCHW_CASES]
+          + [("add", _add, c, "ekd_add_lut_s8") for c in ADD_CASES]
+          + [("pool", _pool, c, "ekd_avgpool_s8") for c in POOL_CASES])
 
 
 def _build(tmp_path, kind, make, case, kernel, n=12):

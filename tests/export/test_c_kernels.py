@@ -91,20 +91,21 @@ def _q_act(rng):
 
 
 def conv_model(rng, ih, iw, ic, oc, k, stride, padding, act, depthwise=False, dil=1, per_channel=True, bias=True,
-               out_scale=1.0):
+               out_scale=1.0, z_out=None):
     b = _Builder()
     s_in, z_in = _q_act(rng)
     n_w = oc if per_channel else 1
     w_scale = rng.uniform(0.003, 0.012, size=n_w).astype(np.float32)
+    kh, kw = (k, k) if np.isscalar(k) else k
     if depthwise:
-        w = rng.integers(-127, 128, size=(1, k, k, oc), dtype=np.int8)
-        fan_in = k * k
+        w = rng.integers(-127, 128, size=(1, kh, kw, oc), dtype=np.int8)
+        fan_in = kh * kw
     else:
-        w = rng.integers(-127, 128, size=(oc, k, k, ic), dtype=np.int8)
-        fan_in = k * k * ic
+        w = rng.integers(-127, 128, size=(oc, kh, kw, ic), dtype=np.int8)
+        fan_in = kh * kw * ic
     # output scale so that the outputs spread over the int8 range instead of saturating
     s_out = float(s_in * float(np.mean(w_scale)) * 75 * 73 * np.sqrt(fan_in) / 45) * out_scale
-    z_out = int(rng.integers(-20, 21))
+    z_out = int(rng.integers(-20, 21)) if z_out is None else z_out
     x = b.tensor((1, ih, iw, ic), fb.TensorType.INT8, s_in, z_in, name="input")
     wt = b.tensor(w.shape, fb.TensorType.INT8, w_scale, np.zeros(n_w, int), 3 if depthwise else 0, w, name="weights")
     ins = [x, wt]
@@ -117,8 +118,7 @@ def conv_model(rng, ih, iw, ic, oc, k, stride, padding, act, depthwise=False, di
     if padding == SAME:
         oh, ow = -(-ih // stride), -(-iw // stride)
     else:
-        eff = (k - 1) * dil + 1
-        oh, ow = (ih - eff) // stride + 1, (iw - eff) // stride + 1
+        oh, ow = (ih - (kh - 1) * dil - 1) // stride + 1, (iw - (kw - 1) * dil - 1) // stride + 1
     y = b.tensor((1, oh, ow, oc), fb.TensorType.INT8, s_out, z_out, name="output")
     if depthwise:
         opts = _opts(fb.DepthwiseConv2DOptionsT, padding=padding, strideW=stride, strideH=stride,
