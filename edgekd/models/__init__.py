@@ -6,6 +6,6 @@ flatten (BatchNorm folds into the conv before it). ``unet`` (the flow teacher) a
 GroupNorm and SiLU, so it exports to ONNX and float TFLite only.
 """
 from .registry import ModelConfig, build_model, model_names, register_model
-from . import cnn, eegnet, mlp, unet  # noqa: F401  (register the built-in models)
+from . import cnn, eegnet, mlp, mlp_generator, unet  # noqa: F401  (register the built-in models)
 
 __all__ = ["ModelConfig", "build_model", "model_names", "register_model"]
