@@ -102,7 +102,10 @@ def export_generators(models, report, targets, out_dir, *, scorer=None, noise=No
                                              out_dir=folder, calibration_data=calibration, name=f"{name}_generator")
                 results[key] = {"ok": True, "via": "firmware_export", "path": str(art.path),
                                 "parity_passed": bool(art.parity.get("passed")), "checks": art.parity.get("checks"),
-                                "tflite_ops": art.config.get("tflite_ops"), "ops": art.config.get("ops")}
+                                "tflite_ops": art.config.get("tflite_ops"), "ops": art.config.get("ops"),
+                                "arena_bytes": art.config.get("arena_bytes"),
+                                "file_bytes": {f: (art.path / f).stat().st_size for f in art.config.get("files", [])
+                                               if (art.path / f).is_file()}}
                 if scorer is not None:
                     results[key].update(score_export(art, noise, scorer, shape))
             except UnsupportedOpError as err:
