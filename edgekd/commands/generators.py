@@ -17,6 +17,11 @@ def add_parser(sub):
     p.add_argument("--export-only", action="store_true",
                    help="skip training: export the checkpoints in --runs and add the results to the existing --out")
     p.add_argument("--quick", action="store_true", help="tiny config for smoke tests (numbers meaningless)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a GeneratorsConfig field (JSON value), e.g. --set dmd2_1.iterations=2000")
+    p.add_argument("--reuse", action="store_true",
+                   help="load the teacher / CUD / CUD one-step checkpoints in --runs whose saved configs equal this "
+                        "run's instead of retraining them")
     p.set_defaults(func=run)
     return p
 
@@ -29,6 +34,11 @@ def run(args):
     from ..io import atomic_write_json
 
     config = preset(args.dataset, quick=args.quick)
+    if args.set:
+        from ..config import Config
+        from .distill import apply_overrides
+
+        config = Config.from_dict(apply_overrides(config.to_dict(), args.set))
     if args.data:
         config = config.replace(data_path=args.data)
     if args.samples:
@@ -45,7 +55,7 @@ def run(args):
         scorer, noise = evaluation_context(config) if targets else (None, None)
     else:
         report, models, scorer, noise = run_generators(config, out=args.out, grid_dir=args.grids, run_dir=run_dir,
-                                                       verbose=args.verbose or None)
+                                                       verbose=args.verbose or None, reuse=args.reuse)
     if targets:
         report["export"] = export_generators(models, report, targets,
                                              Path(args.out).parent / f"generators_{args.dataset}_export",

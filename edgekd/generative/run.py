@@ -287,12 +287,14 @@ def model_config(config: GeneratorsConfig, shape, num_classes) -> ModelConfig:
 
 
 def run_generators(config: GeneratorsConfig, *, out="reports/generators.json", grid_dir=None, run_dir=None,
-                   verbose=None):
+                   verbose=None, reuse=False):
     """Train teacher, CUD (+ one-step stage), DMD2 1-/4-step and the deploy generator; score FD-LeNet
     vs steps; write JSON, grids, curves, checkpoints.
 
     Returns ``(report, models, scorer, noise)``: trained modules by name (for export), the FD scorer
-    and the evaluation noise (to score exported generators on the same inputs).
+    and the evaluation noise (to score exported generators on the same inputs). With ``reuse``, the
+    teacher, CUD and CUD one-step checkpoints in ``run_dir`` whose saved model and training configs
+    equal this config's are loaded instead of retrained (their learning curves are then absent).
     """
     from ..log import set_log_level
 
@@ -300,7 +302,7 @@ def run_generators(config: GeneratorsConfig, *, out="reports/generators.json", g
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        return _run(config, out, grid_dir, run_dir)
+        return _run(config, out, grid_dir, run_dir, reuse)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -317,7 +319,7 @@ def _stage(timings, name):
     return _Timer()
 
 
-def _run(config, out, grid_dir, run_dir):
+def _run(config, out, grid_dir, run_dir, reuse=False):
     t_start, cpu_start = time.perf_counter(), time.process_time()
     splits = load_images(config)
     shape, num_classes = tuple(splits.train.x.shape[1:]), splits.num_classes
@@ -345,32 +347,51 @@ def _run(config, out, grid_dir, run_dir):
     logger.info("FD-LeNet classifier: held-out accuracy %.3f; real held-out FD %.3f", acc, report["real_held_out"]["fd"])
 
     # --- teacher: rectified flow ---
+    reused = report["reused_checkpoints"] = []
     with _stage(timings, "teacher"):
-        torch.manual_seed(config.seed)
-        logger.info("teacher (rectified flow, %d steps)", config.teacher.steps)
-        mon = curve_monitor(curves, "teacher", scorer, probe, {"euler_8": euler(8), "euler_32": euler(32)}, "step")
-        teacher, hist_t = train_flow(UNet(shape, config.channels), x_train, config.teacher, monitor=mon)
-        report["teacher_loss"] = _loss_summary(hist_t)
-        save_checkpoint(run_dir / "teacher.pt", teacher.state_dict(), model_config=mcfg, train_config=config.teacher)
+        teacher = reusable(run_dir / "teacher.pt", UNet(shape, config.channels), mcfg, config.teacher) if reuse else None
+        if teacher is None:
+            torch.manual_seed(config.seed)
+            logger.info("teacher (rectified flow, %d steps)", config.teacher.steps)
+            mon = curve_monitor(curves, "teacher", scorer, probe, {"euler_8": euler(8), "euler_32": euler(32)}, "step")
+            teacher, hist_t = train_flow(UNet(shape, config.channels), x_train, config.teacher, monitor=mon)
+            report["teacher_loss"] = _loss_summary(hist_t)
+            save_checkpoint(run_dir / "teacher.pt", teacher.state_dict(), model_config=mcfg, train_config=config.teacher)
+        else:
+            reused.append(str(run_dir / "teacher.pt"))
 
     # --- CUD: trained once from scratch with the catch-up objective (+ learned coupling) ---
     with _stage(timings, "cud"):
-        torch.manual_seed(config.seed)
-        logger.info("CUD (order %d, coupling %s, %d steps)", config.cud.order, config.cud.coupling, config.cud.train.steps)
-        mon = curve_monitor(curves, "cud", scorer, probe, {"euler_4": cud_sampler(4), "euler_16": cud_sampler(16)}, "step")
-        cud, hist_c = train_cud(build_cud_model(shape, config.channels, config.cud), x_train, config.cud, monitor=mon)
-        report["cud_loss"] = _loss_summary(hist_c)
-        save_checkpoint(run_dir / "cud.pt", cud.state_dict(), model_config=mcfg, train_config=config.cud)
+        cud = reusable(run_dir / "cud.pt", build_cud_model(shape, config.channels, config.cud), mcfg,
+                       config.cud) if reuse else None
+        if cud is None:
+            torch.manual_seed(config.seed)
+            logger.info("CUD (order %d, coupling %s, %d steps)", config.cud.order, config.cud.coupling,
+                        config.cud.train.steps)
+            mon = curve_monitor(curves, "cud", scorer, probe, {"euler_4": cud_sampler(4), "euler_16": cud_sampler(16)},
+                                "step")
+            cud, hist_c = train_cud(build_cud_model(shape, config.channels, config.cud), x_train, config.cud,
+                                    monitor=mon)
+            report["cud_loss"] = _loss_summary(hist_c)
+            save_checkpoint(run_dir / "cud.pt", cud.state_dict(), model_config=mcfg, train_config=config.cud)
+        else:
+            reused.append(str(run_dir / "cud.pt"))
 
     # --- CUD's one-step stage: regress saved (noise, CUD sample) pairs in one step ---
     with _stage(timings, "cud_one_step"):
         st = config.cud_one_step
-        pair_noise = torch.randn(st.pairs, *shape, generator=torch.Generator().manual_seed(st.seed))
-        pair_images = make_pairs(lambda z: sample_cud(cud, z, st.sample_steps), pair_noise)
-        mon = curve_monitor(curves, "cud_one_step", scorer, probe, {"one_step": gen_sampler((1.0,))}, "step")
-        cud1, hist_1 = train_one_step(Denoiser(cud.sampling_unet()), pair_noise, pair_images, st, monitor=mon)
-        report["cud_one_step_loss"] = _loss_summary(hist_1)
-        save_checkpoint(run_dir / "cud_1step.pt", cud1.velocity.state_dict(), model_config=mcfg, train_config=st)
+        velocity = (reusable(run_dir / "cud_1step.pt", cud.sampling_unet(), mcfg, st)
+                    if str(run_dir / "cud.pt") in reused else None)  # only on top of the same CUD
+        if velocity is None:
+            pair_noise = torch.randn(st.pairs, *shape, generator=torch.Generator().manual_seed(st.seed))
+            pair_images = make_pairs(lambda z: sample_cud(cud, z, st.sample_steps), pair_noise)
+            mon = curve_monitor(curves, "cud_one_step", scorer, probe, {"one_step": gen_sampler((1.0,))}, "step")
+            cud1, hist_1 = train_one_step(Denoiser(cud.sampling_unet()), pair_noise, pair_images, st, monitor=mon)
+            report["cud_one_step_loss"] = _loss_summary(hist_1)
+            save_checkpoint(run_dir / "cud_1step.pt", cud1.velocity.state_dict(), model_config=mcfg, train_config=st)
+        else:
+            cud1 = Denoiser(velocity)
+            reused.append(str(run_dir / "cud_1step.pt"))
 
     # --- DMD2: one-step and four-step generators from the teacher ---
     dmd = {}
@@ -424,8 +445,9 @@ def _run(config, out, grid_dir, run_dir):
             score("deploy_mlp", 1, deploy, gen_sampler((1.0,)))
         save_grid(grid_dir / "real.png", splits.train.x, config.grid_size, scale=scale)
         report["details"] = details
-        teacher_curve = curves["teacher"]
-        references = {f"teacher Euler {n}": teacher_curve[f"euler_{n}"][-1] for n in (8, 32)}
+        # the final teacher on the probe noise (also when the teacher was reused and has no curve)
+        references = {f"teacher Euler {n}": scorer.fd(to_image(batched(lambda z: euler(n)(teacher, z), probe)))
+                      for n in (8, 32)}
         plot_curves(curves, grid_dir / "curves.png", f"FD-LeNet ({config.curve_samples} probe samples) during "
                     f"training, {splits.name}; dashed: the final teacher", references)
 
@@ -494,6 +516,23 @@ def cost_report(config, teacher, cud, cud1, dmd, deploy, z1) -> dict:
             deploy.net, z1, repeats=config.latency_repeats)
         cost["deploy_params"] = sum(p.numel() for p in deploy.parameters())
     return cost
+
+
+def reusable(path, model, model_config, train_config):
+    """``model`` with the weights saved at ``path`` when that checkpoint was trained with exactly
+    ``model_config`` and ``train_config``; None when it is absent or differs (then: train)."""
+    from ..checkpoint import load_checkpoint
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    ckpt = load_checkpoint(path)
+    if ckpt.get("model_config") != model_config.to_dict() or ckpt.get("train_config") != train_config.to_dict():
+        logger.info("not reusing %s: its configs differ from this run's", path)
+        return None
+    model.load_state_dict(ckpt["model"])
+    logger.info("reusing %s", path)
+    return model.eval()
 
 
 def load_generators(run_dir) -> dict:

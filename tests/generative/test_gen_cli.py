@@ -60,3 +60,36 @@ def test_bad_dataset_is_a_one_line_error(capsys):
     assert main(["generators", "--dataset", "cifar10", "--quick", "--out", "/nonexistent/x.json"]) == 2
     err = capsys.readouterr().err
     assert "cifar10" in err and "Traceback" not in err
+
+
+def test_reuse_loads_only_a_checkpoint_trained_with_the_same_configs(tmp_path):
+    import torch
+
+    from edgekd.checkpoint import save_checkpoint
+    from edgekd.generative.run import model_config, reusable
+    from edgekd.models.unet import UNet
+
+    cfg = preset("digits8", quick=True)
+    mcfg = model_config(cfg, (1, 8, 8), 10)
+    torch.manual_seed(1)
+    trained = UNet((1, 8, 8), cfg.channels)
+    save_checkpoint(tmp_path / "teacher.pt", trained.state_dict(), model_config=mcfg, train_config=cfg.teacher)
+    torch.manual_seed(2)
+    loaded = reusable(tmp_path / "teacher.pt", UNet((1, 8, 8), cfg.channels), mcfg, cfg.teacher)
+    assert loaded is not None
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), trained.state_dict().values()))
+    other_schedule = cfg.teacher.replace(steps=cfg.teacher.steps + 1)
+    assert reusable(tmp_path / "teacher.pt", UNet((1, 8, 8), cfg.channels), mcfg, other_schedule) is None
+    wider = model_config(cfg.replace(channels=(16, 32)), (1, 8, 8), 10)
+    assert reusable(tmp_path / "teacher.pt", UNet((1, 8, 8), (16, 32)), wider, cfg.teacher) is None
+    assert reusable(tmp_path / "absent.pt", UNet((1, 8, 8), cfg.channels), mcfg, cfg.teacher) is None
+
+
+def test_set_overrides_nested_config_fields():
+    from edgekd.commands.distill import apply_overrides
+    from edgekd.config import Config
+
+    cfg = Config.from_dict(apply_overrides(preset("digits8").to_dict(),
+                                           ["dmd2_1.iterations=2000", "deploy.init.pairs=100"]))
+    assert cfg.dmd2_1.iterations == 2000 and cfg.deploy.init.pairs == 100
+    assert cfg.dmd2_4.iterations == preset("digits8").dmd2_4.iterations
