@@ -9,7 +9,7 @@ evaluation noise and on other noise sets (the spread that comes from the noise a
 
 (``--teacher``: also score the teacher on three noise sets; ``--teacher-curve``: retrain the teacher
 with the preset's config and seed, recording its FD-LeNet curve on the run's 500-noise probe and
-whether the final weights equal the saved ones; the seeds are ``DMD2Config.seed`` values, the
+whether the final weights equal the saved ones; ``--cud-curve``: the same for CUD; the seeds are ``DMD2Config.seed`` values, the
 preset's is 4.)
 """
 from __future__ import annotations
@@ -57,6 +57,24 @@ def main(run_dir, out_json, *seeds):
                                 "equals_saved_teacher": all(torch.equal(a, b) for a, b in zip(
                                     retrained.state_dict().values(), teacher.state_dict().values()))}
         print("teacher curve", res["teacher_curve"], flush=True)
+        Path(out_json).write_text(json.dumps(res, indent=1))
+    if "--cud-curve" in seeds:
+        from edgekd.generative.cud import build_cud_model, train_cud
+        from edgekd.generative.run import cud_sampler, curve_monitor
+
+        probe = torch.randn(config.curve_samples, *shape, generator=torch.Generator().manual_seed(config.seed + 2))
+        curves = {}
+        mon = curve_monitor(curves, "cud", scorer, probe, {"euler_4": cud_sampler(4), "euler_16": cud_sampler(16)},
+                            "step")
+        saved = build_cud_model(shape, config.channels, config.cud)
+        saved.load_state_dict(load_checkpoint(Path(run_dir) / "cud.pt")["model"])
+        torch.manual_seed(config.seed)
+        t0 = time.perf_counter()
+        retrained, _ = train_cud(build_cud_model(shape, config.channels, config.cud), x_train, config.cud, monitor=mon)
+        res["cud_curve"] = {**curves["cud"], "wall_s": round(time.perf_counter() - t0, 1),
+                            "equals_saved_cud": all(torch.equal(a, b) for a, b in zip(
+                                retrained.state_dict().values(), saved.state_dict().values()))}
+        print("cud curve", res["cud_curve"], flush=True)
         Path(out_json).write_text(json.dumps(res, indent=1))
     for seed in (s for s in seeds if not s.startswith("--")):
         t0 = time.perf_counter()
