@@ -50,6 +50,7 @@ SPELLINGS = {
     "generators: folder for sample grids": "--grids",
     "generators: images per method and step count": "--samples",
     "generators: export existing checkpoints without training": "--export-only",
+    "generators: load checkpoints trained with the same configs": "--reuse",
     "selfdistill: random splits": "--splits",
     "selfdistill: largest number of SD steps": "--max-k",
     "selfdistill: how SD's ridge lam is chosen": "--sd-lam",

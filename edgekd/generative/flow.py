@@ -39,6 +39,30 @@ def denoise(model, x_t, t, y=None):
     return x_t - t * v
 
 
+class Denoiser(torch.nn.Module):
+    """A velocity model as an image generator: G(x_t, t) = x_t - t * v(x_t, t) (DMD2's generator,
+    CUD's one-step student)."""
+
+    def __init__(self, velocity: torch.nn.Module):
+        super().__init__()
+        self.velocity = velocity
+
+    def forward(self, x_t, t):
+        return denoise(self.velocity, x_t, t)
+
+
+class OneStepImage(torch.nn.Module):
+    """A noise -> image network (e.g. ``MLPGenerator``, flat output) as a generator G(x_t, t): it only
+    ever sees t = 1, so t is ignored; the output is reshaped to the image shape."""
+
+    def __init__(self, net: torch.nn.Module, shape):
+        super().__init__()
+        self.net, self.shape = net, tuple(shape)
+
+    def forward(self, x_t, t=None):
+        return self.net(x_t).reshape(x_t.shape[0], *self.shape)
+
+
 class FlowMatchingLoss:
     """Rectified-flow loss (Liu et al. 2022, eq. 1): E || v(x_t, t) - (noise - x) ||^2, t ~ U(eps, 1)."""
 
@@ -79,13 +103,32 @@ def sample_euler(model, x, ts, y=None):
 
 @torch.no_grad()
 def sample_heun(model, x, ts, y=None):
-    """Heun's method (explicit trapezoid, Karras et al. 2022 Alg. 1): 2 evaluations per step."""
+    """Heun's method (explicit trapezoid, Karras et al. 2022 Alg. 1): n steps, 2n - 1 evaluations.
+
+    As in Karras' Alg. 1 (and the CUD reference sampler), the last step, the one that lands on
+    t = 0, is a plain Euler step: correcting it would cost one more evaluation for the step whose
+    end point is never used again.
+    """
     for t, t_next in zip(ts[:-1], ts[1:]):
         d = call(model, x, t, y)
         x_euler = x + (t_next - t) * d
+        if float(t_next) == 0.0:
+            x = x_euler
+            continue
         d_next = call(model, x_euler, t_next, y)
         x = x + (t_next - t) * 0.5 * (d + d_next)
     return x
+
+
+class CallCounter:
+    """Wraps a model and counts its calls, so NFE in reports are counted, not computed from a formula."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.model(*args, **kwargs)
 
 
 @register("flow_train")
@@ -98,6 +141,7 @@ class FlowTrainConfig(Config):
     ema_decay: float = 0.995     # EMA of weights used for sampling
     grad_clip: float = 1.0
     eps: float = 1e-5            # t ~ U(eps, 1)
+    eval_every: int = 0          # learning-curve points (FD of the EMA model) every this many steps; 0 = end only
     seed: int = 0
 
     def validate(self):
@@ -129,15 +173,18 @@ def batches(x, y, batch_size: int, generator: torch.Generator):
             yield x[idx], (None if y is None else y[idx])
 
 
-def train_velocity(model, x, config: FlowTrainConfig, loss_fn, *, y=None, extra_params=(), verbose=None):
+def train_velocity(model, x, config: FlowTrainConfig, loss_fn, *, y=None, monitor=None, verbose=None):
     """Generic loop: minimise ``loss_fn(model, xb, yb)``; returns (ema model, loss history).
 
-    Used by the rectified-flow teacher (``FlowMatchingLoss``) and by CUD (``CatchUpLoss``).
-    ``extra_params`` (e.g. CUD's auxiliary heads) are optimised with the model.
+    Used by the rectified-flow teacher (``FlowMatchingLoss``), CUD (``CatchUpLoss`` on a
+    ``CatchUpModel``, whose auxiliary heads and encoder are submodules, so they get an EMA copy
+    too) and CUD's one-step stage. ``monitor(step, ema)`` is called every ``config.eval_every``
+    steps and after the last one (learning curves); ``y`` is batched alongside ``x``.
     """
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
-    params = list(model.parameters()) + list(extra_params)
+    model.requires_grad_(True)  # e.g. a student copied from a (frozen) EMA model
+    params = list(model.parameters())
     opt = torch.optim.Adam(params, lr=config.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, config.steps, config.warmup))
     ema = copy.deepcopy(model).eval().requires_grad_(False)
@@ -159,11 +206,13 @@ def train_velocity(model, x, config: FlowTrainConfig, loss_fn, *, y=None, extra_
         if (step + 1) % max(1, config.steps // 10) == 0:
             recent = sum(history[-50:]) / len(history[-50:])
             logger.info("  step %d/%d loss %.4f (%.1fs)", step + 1, config.steps, recent, time.perf_counter() - start)
+        if monitor is not None and (step + 1 == config.steps or (config.eval_every and (step + 1) % config.eval_every == 0)):
+            monitor(step + 1, ema)
     model.eval()
     return ema, history
 
 
-def train_flow(model, x, config: FlowTrainConfig, *, y=None, verbose=None):
+def train_flow(model, x, config: FlowTrainConfig, *, y=None, monitor=None, verbose=None):
     """Train a rectified-flow teacher on images ``x`` (in [-1, 1]); returns (ema model, history)."""
     loss = FlowMatchingLoss(config.eps)
-    return train_velocity(model, x, config, lambda m, xb, yb: loss(m, xb, yb), y=y, verbose=verbose)
+    return train_velocity(model, x, config, lambda m, xb, yb: loss(m, xb, yb), y=y, monitor=monitor, verbose=verbose)

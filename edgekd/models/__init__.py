@@ -7,6 +7,6 @@ GroupNorm and SiLU, so it exports to ONNX and float TFLite only. ``zoo`` holds t
 reference models and a MobileNetV2 written in everyday PyTorch idioms (``zoo.ZOO``, ``zoo.zoo_config``).
 """
 from .registry import ModelConfig, build_model, model_names, register_model
-from . import cnn, eegnet, mlp, unet, zoo  # noqa: F401  (register the built-in models)
+from . import cnn, eegnet, mlp, mlp_generator, unet, zoo  # noqa: F401  (register the built-in models)
 
 __all__ = ["ModelConfig", "build_model", "model_names", "register_model"]

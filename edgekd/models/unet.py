@@ -123,7 +123,8 @@ class UNet(nn.Module):
     """Velocity model v(x, t[, y]); ``channels`` per resolution level (each level halves H, W)."""
 
     def __init__(self, input_shape=(1, 8, 8), channels=(32, 64), num_classes: int | None = None,
-                 emb_dim: int | None = None, norm: str = "group", act: str = "silu", skip: str = "cat"):
+                 emb_dim: int | None = None, norm: str = "group", act: str = "silu", skip: str = "cat",
+                 out_channels: int | None = None):
         super().__init__()
         c_in, h, w = input_shape
         levels = len(channels)
@@ -158,7 +159,8 @@ class UNet(nn.Module):
         k = 2 if skip == "cat" else 1
         self.up_blocks = nn.ModuleList([ResBlock(k * c, c, emb_dim, norm, act) for c in channels])
         self.upsamples = nn.ModuleList([Upsample(channels[i], channels[i - 1]) for i in range(1, levels)])
-        self.out = OutputHead(channels[0], c_in, norm, act)
+        self.out_channels = out_channels or c_in  # e.g. 2 * c_in for CUD's encoder (mean and log-variance)
+        self.out = OutputHead(channels[0], self.out_channels, norm, act)
         nn.init.zeros_(self.out.conv.weight)
         nn.init.zeros_(self.out.conv.bias)
 
@@ -199,6 +201,10 @@ class UNet(nn.Module):
 
     def _merge(self, h, skip):
         return torch.cat([h, skip], dim=1) if self.skip_kind == "cat" else h + skip
+
+    def bottleneck(self, x, t, y=None):
+        """Bottleneck features at (x, t): what DMD2's GAN classifier reads."""
+        return self.encode(x, self.embed(t, y))[0]
 
     def features(self, x, t, y=None):
         emb = self.embed(t, y)
@@ -250,6 +256,8 @@ class OneStepGenerator(nn.Module):
         self.upsamples = copy.deepcopy(unet.upsamples)
         self.out = copy.deepcopy(unet.out)
         c = unet.input_shape[0]
+        if unet.out_channels != c:
+            raise ConfigError(f"OneStepGenerator: the UNet outputs {unet.out_channels} channels, not the image's {c}")
         self.passthrough, self.final = nn.Conv2d(c, c, 1), nn.Conv2d(c, c, 1)
         with torch.no_grad():
             self.out.conv.weight *= -self.t
@@ -276,5 +284,6 @@ class OneStepGenerator(nn.Module):
 
 @register_model("unet")
 def unet(input_shape, num_classes, channels=(32, 64), class_cond=False, emb_dim=None, norm="group", act="silu",
-         skip="cat"):
-    return UNet(tuple(input_shape), tuple(channels), num_classes if class_cond else None, emb_dim, norm, act, skip)
+         skip="cat", out_channels=None):
+    return UNet(tuple(input_shape), tuple(channels), num_classes if class_cond else None, emb_dim, norm, act, skip,
+                out_channels)

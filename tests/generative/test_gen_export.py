@@ -1,9 +1,11 @@
-"""Export parity of one-step generators: firmware_export for the export-friendly UNet, plain
-torch.onnx + onnxruntime for the GroupNorm/SiLU UNet (which firmware_export's op check refuses)."""
+"""Export of one-step generators: the MLP deploy generator to fully integer int8 TFLite (ops and
+parity), firmware_export for the export-friendly UNet, plain torch.onnx + onnxruntime for the
+GroupNorm/SiLU UNet (which firmware_export's op check refuses)."""
 import numpy as np
 import pytest
 import torch
 
+from edgekd.models.mlp_generator import MLPGenerator, SiLUAsMul
 from edgekd.models.unet import OneStepGenerator, UNet
 
 MCU = dict(channels=(8,), norm="none", act="relu", skip="add")
@@ -61,3 +63,39 @@ def test_groupnorm_unet_onnx_parity_direct(tmp_path):
     with torch.no_grad():
         ref = gen(z).numpy()
     assert np.abs(out - ref).max() < 1e-4
+
+
+def test_mlp_generator_uses_only_supported_ops():
+    firmware_export = pytest.importorskip("firmware_export")
+    from firmware_export.ops import check_supported
+
+    torch.manual_seed(0)
+    gen = MLPGenerator((1, 8, 8), hidden=32, depth=2).eval()
+    assert set(check_supported(gen, torch.randn(1, 1, 8, 8))) == {"add", "reshape", "linear", "relu"}
+    z = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():  # hand-written forward: flatten, relu(W0 z), h = relu(h + W h), W_out h
+        h = torch.relu(gen.inp(z.reshape(4, 64)))
+        for lin in gen.blocks:
+            h = torch.relu(h + lin(h))
+        assert torch.allclose(gen(z), gen.out(h), atol=1e-6)
+    x = torch.linspace(-4, 4, 9)
+    assert torch.allclose(SiLUAsMul()(x), torch.nn.functional.silu(x), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_mlp_generator_int8_tflite_is_fully_integer(tmp_path):
+    pytest.importorskip("ai_edge_litert")
+    firmware_export = pytest.importorskip("firmware_export")
+    torch.manual_seed(0)
+    gen = MLPGenerator((1, 8, 8), hidden=32, depth=2).eval()
+    art = firmware_export.export(gen, target="tflite", precision="int8", example_input=torch.randn(1, 1, 8, 8),
+                                 out_dir=tmp_path / "g", calibration_data=torch.randn(256, 1, 8, 8))
+    assert art.parity["passed"]
+    # no float island: no QUANTIZE/DEQUANTIZE inside the graph (ReLU fused into FULLY_CONNECTED / ADD)
+    assert set(art.config["tflite_ops"]) <= {"FULLY_CONNECTED", "ADD", "RESHAPE", "RELU"}
+    zs = torch.randn(16, 1, 8, 8)
+    with torch.no_grad():
+        ref = gen(zs).numpy()
+    out = art.predict(zs.numpy())
+    assert out.shape == ref.shape
+    assert np.abs(out - ref).max() < 0.1 * np.abs(ref).max()  # int8: within a few quantization steps

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from edgekd.errors import ConfigError
-from edgekd.generative.flow import (FlowMatchingLoss, FlowTrainConfig, denoise, ema_update, get_ts, interpolate,
-                                    sample_euler, sample_heun, train_flow)
+from edgekd.generative.flow import (CallCounter, FlowMatchingLoss, FlowTrainConfig, denoise, ema_update, get_ts,
+                                    interpolate, sample_euler, sample_heun, train_flow)
 from edgekd.models.unet import UNet
 
 
@@ -60,12 +60,27 @@ def test_euler_and_heun_on_linear_ode_closed_forms_and_orders():
         e = sample_euler(model, x1, get_ts(n).double()).item()
         hn = sample_heun(model, x1, get_ts(n).double()).item()
         assert e == pytest.approx((1 + a * h) ** n, rel=1e-12)  # Euler recursion, closed form
-        assert hn == pytest.approx((1 + a * h + (a * h) ** 2 / 2) ** n, rel=1e-12)  # Heun recursion
+        # Heun recursion for n - 1 steps, then the last step (onto t = 0) is a plain Euler step
+        assert hn == pytest.approx((1 + a * h + (a * h) ** 2 / 2) ** (n - 1) * (1 + a * h), rel=1e-12)
         errs_e.append(abs(e - math.exp(-a)))
         errs_h.append(abs(hn - math.exp(-a)))
     for i in range(3):  # halving the step: error / 2 (first order), / 4 (second order)
         assert 1.8 < errs_e[i] / errs_e[i + 1] < 2.2
-        assert 3.6 < errs_h[i] / errs_h[i + 1] < 4.4
+        assert 3.6 < errs_h[i] / errs_h[i + 1] < 4.6  # still second order with the last step Euler
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_evaluations_are_counted_not_assumed(n):
+    counter = CallCounter(lambda x, t: 0.5 * x)
+    sample_euler(counter, torch.ones(2, 1), get_ts(n))
+    assert counter.calls == n
+    counter = CallCounter(lambda x, t: 0.5 * x)
+    sample_heun(counter, torch.ones(2, 1), get_ts(n))
+    assert counter.calls == 2 * n - 1  # Karras Alg. 1: no correction on the step that lands on t = 0
+    # stopping short of t = 0 corrects every step: 2 evaluations each
+    counter = CallCounter(lambda x, t: 0.5 * x)
+    sample_heun(counter, torch.ones(2, 1), get_ts(n, t_min=0.1))
+    assert counter.calls == 2 * n
 
 
 def test_ema_update_hand_computed():
@@ -84,7 +99,11 @@ def test_tiny_teacher_run_lowers_the_loss(digits8):
     loss = FlowMatchingLoss()
     with torch.no_grad():
         before = loss(model, x, noise=noise, t=t).item()
-    ema, hist = train_flow(model, x, FlowTrainConfig(steps=60, batch_size=32, warmup=5, ema_decay=0.9, lr=3e-3))
+    seen = []
+    ema, hist = train_flow(model, x, FlowTrainConfig(steps=60, batch_size=32, warmup=5, ema_decay=0.9, lr=3e-3,
+                                                     eval_every=25),
+                           monitor=lambda step, m: seen.append((step, m)))
+    assert [s for s, _ in seen] == [25, 50, 60] and all(m is ema for _, m in seen)  # learning-curve points
     with torch.no_grad():
         after = loss(model, x, noise=noise, t=t).item()
         after_ema = loss(ema, x, noise=noise, t=t).item()

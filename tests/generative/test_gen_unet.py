@@ -27,6 +27,7 @@ def test_shapes_and_split_forward(shape, kw):
     assert torch.equal(m.head(feats), v)
     h, skips = m.encode(x, m.embed(t))
     assert h.shape[1] == m.bottleneck_channels and len(skips) == len(kw["channels"])
+    assert torch.equal(m.bottleneck(x, t), h)
     outs = AuxHeads(m.feature_channels, shape[0], 2)(feats)
     assert len(outs) == 2 and all(o.shape == x.shape for o in outs)
 
@@ -50,6 +51,13 @@ def test_one_step_generator_equals_one_euler_step(kw):
         assert torch.allclose(gen(z), sample_euler(m, z, get_ts(1)), atol=1e-5)
     # the folded module has no time input and no embedding MLP
     assert not any("emb" in name or "time_mlp" in name for name, _ in gen.named_parameters())
+
+
+def test_out_channels_for_an_encoder():
+    m = UNet((1, 8, 8), (8, 16), out_channels=2)
+    assert m(torch.randn(3, 1, 8, 8), torch.rand(3)).shape == (3, 2, 8, 8)
+    with pytest.raises(ConfigError, match="channels"):
+        OneStepGenerator(m)  # a 2-channel output is not an image step
 
 
 def test_bad_shapes_and_options_are_refused():
