@@ -44,12 +44,27 @@ def test_tables_carry_the_fixture_numbers(rendered):
              and r["metric"] == "latency_ms")
     assert f"{tflm / c:,.4g}" in row                                 # TFLM / C speed ratio computed, not copied
     assert "| student_alone_seed0 | arena: native C / TFLM | <= 0.6 | 0.3792 | yes |" in md    # 1808 / 4768
-    assert "| ldc_student | LDC: M4 -O2 cycles per trial (est.) | < 5,000 | 3,120 | yes |" in md
-    assert "| ldc_scheduled_curriculum | 0.66 |" in md                # folded EEG table
-    assert "3,120 cycles (est.)" in md                               # LDC on M4 line
+    # the LDC record is the measured one (make bench, 2026-11-23): 7,371 cycles, so the < 5,000 goal is not met
+    assert "| ldc_d64_f48_c2 | LDC: M4 -O2 cycles per trial (est.) | < 5,000 | 7,371 | no |" in md
+    assert "| ldc_scheduled_curriculum | 0.798 |" in md               # folded EEG table
+    assert "7,371 cycles (est.)" in md                               # LDC on M4 line
     assert "export c | parity.json | int8 | passed" in md
     profile = md.split("Where the cycles go")[1].split("##")[0]
     assert "| student_alone_seed0 | native-c | ekd_dwconv2d_s8 |" in profile and "| 70 |" in profile
+
+
+def test_the_ldc_goal_is_judged_from_the_measured_cycles(tmp_path):
+    """The same records with the LDC under the 5,000-cycle goal: the report must now say it is met."""
+    recs = json.loads(FIXTURE.read_text())
+    for r in recs:
+        if r["model"] == "ldc_d64_f48_c2" and r["metric"] == "cycles":
+            r["value"] = 4999
+    faster = tmp_path / "bench.json"
+    faster.write_text(json.dumps(recs))
+    md, _ = write_report(faster, tmp_path / "out")
+    text = md.read_text()
+    assert "| ldc_d64_f48_c2 | LDC: M4 -O2 cycles per trial (est.) | < 5,000 | 4,999 | yes |" in text
+    assert "7,371" not in text
 
 
 def test_plots_written_and_embedded(rendered):
