@@ -306,6 +306,7 @@ def distill(teacher, student, data, config: KDConfig, *, device="cpu", checkpoin
             "loss": total_loss / len(pools[epoch]),
             "alpha": alpha,
             "pool": sizes[epoch],
+            "steps": step,  # optimizer steps taken so far (equal for arms with and without a curriculum)
             "val_accuracy": evaluate(student, val, device=device) if len(val) else float("nan"),
             "seconds": time.perf_counter() - t0,
         }
