@@ -18,6 +18,7 @@ exports). Later stages (quantization) add rows through :data:`EXTRA_STAGES`.
 """
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -126,7 +127,9 @@ def report_name(dataset: str) -> str:
 
 
 def run_demo(config: DemoConfig = None, *, out_dir="reports", run_dir="runs/demo", fresh=False, verbose=None,
-             command="make demo"):
+             command="make demo", workers: int | None = None):
+    """Train and compare every arm; ``workers`` processes (default: one per core, at most 2) train
+    the students side by side, one torch thread each (tiny models gain little from intra-op threads)."""
     set_log_level(verbose)
     config = config or DemoConfig()
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -140,22 +143,13 @@ def run_demo(config: DemoConfig = None, *, out_dir="reports", run_dir="runs/demo
     rows = {"teacher": {**_row("teacher", teacher, [evaluate(teacher, data.test)], [teacher_seconds]),
                         "val_accuracy": evaluate(teacher, data.val)}}
     views = _TeacherViews(teacher, data, config.student_train)
-    test_acc, val_acc, seconds, steps, student = {}, {}, {}, {}, None
-    for arm in config.arms:
-        kd_cfg = config.arm_config(arm)
-        uses_teacher = arm != BASELINE
-        test_acc[arm], val_acc[arm], seconds[arm], steps[arm] = [], [], [], set()
-        for seed in config.seeds:
-            student, (secs, n_steps) = _trained(student_cfg, kd_cfg.replace(seed=seed), teacher if uses_teacher else None, data,
-                                     run_dir / f"{arm}_seed{seed}.pt", fresh, f"{arm} seed {seed}",
-                                     view_logits=views if uses_teacher else None)
-            test_acc[arm].append(evaluate(student, data.test))
-            val_acc[arm].append(evaluate(student, data.val))
-            seconds[arm].append(secs)
-            steps[arm].add(n_steps)
+    results = _student_runs(config, data, teacher, teacher_cfg, student_cfg, views, run_dir, fresh, workers, verbose)
+    student = build_model(student_cfg)
+    test_acc, val_acc, seconds, steps = ({arm: [results[arm, seed][k] for seed in config.seeds] for arm in config.arms}
+                                         for k in ("test", "val", "seconds", "steps"))
     stats_test = compare_arms(test_acc, BASELINE)
     stats_val = compare_arms(val_acc, BASELINE)
-    steps = {arm: (min(s) if len(s) == 1 else sorted(s)) for arm, s in steps.items()}  # as taken, from the histories
+    steps = {arm: (s[0] if len(set(s)) == 1 else s) for arm, s in steps.items()}  # as taken, from the histories
     for arm in config.arms:
         row = _row(arm, student, test_acc[arm], seconds[arm], seeds=config.seeds)
         row.update(accuracy_std=stats_test[arm]["std"], val_accuracy=stats_val[arm]["mean"],
@@ -182,7 +176,8 @@ def run_demo(config: DemoConfig = None, *, out_dir="reports", run_dir="runs/demo
         **rows,
         "protocol": protocol_text(config, steps[BASELINE]),
         "config": config.to_dict(),
-        "machine": f"{platform.machine()} {platform.system()}, {torch.get_num_threads()} torch threads",
+        "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch "
+                   f"threads, students trained in {workers or min(2, os.cpu_count() or 1)} processes",
         "date": time.strftime("%Y-%m-%d"),
         "torch": torch.__version__,
         "total_seconds": time.perf_counter() - t_start,
@@ -206,6 +201,59 @@ def protocol_text(config: DemoConfig, steps: int) -> str:
             f"KD arms: the teacher labels those views (function matching), T = {config.temperature}; "
             f"seeds {list(config.seeds)}; paired differences to {BASELINE} with 95% t-intervals; "
             f"hyperparameters chosen on the validation split")
+
+
+def _student_runs(config, data, teacher, teacher_cfg, student_cfg, views, run_dir, fresh, workers, verbose) -> dict:
+    """``{(arm, seed): {"test", "val", "seconds", "steps"}}``; finished checkpoints are reused, the
+    others are trained (in ``workers`` processes when there are several)."""
+    results, pending = {}, []
+    for arm in config.arms:
+        for seed in config.seeds:
+            kd_cfg, path = config.arm_config(arm).replace(seed=seed), run_dir / f"{arm}_seed{seed}.pt"
+            if not fresh and _reusable(path, student_cfg, kd_cfg):
+                results[arm, seed] = _run_job(student_cfg, kd_cfg, None, data, path, False, f"{arm} seed {seed}")
+            else:
+                pending.append((arm, seed, kd_cfg, path))
+    logits = views.get() if any(arm != BASELINE for arm, *_ in pending) else None
+    workers = min(workers or min(2, os.cpu_count() or 1), len(pending))
+    if workers <= 1:
+        for arm, seed, kd_cfg, path in pending:
+            results[arm, seed] = _run_job(student_cfg, kd_cfg, teacher if arm != BASELINE else None, data, path, fresh,
+                                          f"{arm} seed {seed}", logits if arm != BASELINE else None)
+        return results
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    init = (config.dataset, teacher_cfg, teacher.state_dict(), logits, verbose)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                             initargs=init) as pool:
+        futures = {(arm, seed): pool.submit(_worker_job, student_cfg, kd_cfg, arm != BASELINE, str(path), fresh,
+                                            f"{arm} seed {seed}") for arm, seed, kd_cfg, path in pending}
+        for key, future in futures.items():
+            results[key] = future.result()
+    return results
+
+
+def _run_job(student_cfg, kd_cfg, teacher, data, path, fresh, label, logits=None) -> dict:
+    student, (secs, steps) = _trained(student_cfg, kd_cfg, teacher, data, path, fresh, label, view_logits=logits)
+    return {"test": evaluate(student, data.test), "val": evaluate(student, data.val), "seconds": secs, "steps": steps}
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(dataset, teacher_cfg, teacher_state, logits, verbose):
+    torch.set_num_threads(1)
+    set_log_level(verbose)
+    teacher = build_model(teacher_cfg)
+    teacher.load_state_dict(teacher_state)
+    _WORKER.update(data=load_dataset(dataset, seed=0), teacher=teacher.eval(), logits=logits)
+
+
+def _worker_job(student_cfg, kd_cfg, uses_teacher, path, fresh, label) -> dict:
+    w = _WORKER
+    return _run_job(student_cfg, kd_cfg, w["teacher"] if uses_teacher else None, w["data"], Path(path), fresh, label,
+                    w["logits"] if uses_teacher else None)
 
 
 class _TeacherViews:
@@ -263,7 +311,7 @@ def _trained(model_cfg, train_cfg, teacher, data, path, fresh, label, view_logit
     """Train, resume an unfinished run of the same configs, or reuse a finished one.
 
     A checkpoint made with other configs is not resumed (it would mix two runs): it is replaced.
-    ``view_logits`` is a ``_TeacherViews``: the teacher's answers on the views, computed only if needed.
+    ``view_logits``: the teacher's answers on the views (``label_views``), or None to run the teacher.
     """
     resume = False
     if not fresh and path.is_file():
@@ -283,9 +331,8 @@ def _trained(model_cfg, train_cfg, teacher, data, path, fresh, label, view_logit
     logger.info(f"{label}: training {model_cfg.name}")
     if not resume and path.is_file():
         path.unlink()
-    logits = view_logits.get() if view_logits is not None else None
     history = distill(teacher, model, data, train_cfg, checkpoint=path, resume=resume, model_config=model_cfg,
-                      view_logits=logits)
+                      view_logits=view_logits)
     return model.eval(), _seconds_and_steps(history.epochs)
 
 

@@ -21,6 +21,8 @@ def add_parser(sub):
     p.add_argument("--no-export", action="store_true", help="stop after training and quantization")
     p.add_argument("--fresh", action="store_true", help="retrain everything, ignoring existing checkpoints")
     p.add_argument("--seeds", type=int, default=5, help="number of student seeds (at least 2 for a confidence interval)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes training students side by side (default: one per core, at most 2)")
     p.add_argument("--quick", action="store_true", help="tiny config (8x8 digits, few epochs, no export) for smoke tests")
     p.set_defaults(func=run)
     return p
@@ -41,7 +43,8 @@ def run(args):
     command = "make demo" if dataset == "mnist5k" and not args.quick else \
         "edgekd demo " + " ".join(a for a in (f"--dataset {dataset}", f"--seeds {args.seeds}",
                                               "--quick" if args.quick else "") if a)
-    run_demo(config, out_dir=args.out, run_dir=runs, fresh=args.fresh, verbose=args.verbose or None, command=command)
+    run_demo(config, out_dir=args.out, run_dir=runs, fresh=args.fresh, verbose=args.verbose or None, command=command,
+             workers=args.workers)
     if args.quick or args.no_export or dataset != "mnist5k":
         return 0
     parser = argparse.ArgumentParser(prog="edgekd")

@@ -16,7 +16,7 @@ def tiny_report(tmp_path_factory):
                       student=ModelConfig("student_mlp", options={"hidden": 8}),
                       teacher_train=cfg.teacher_train.replace(epochs=3, lr=1e-2),
                       student_train=cfg.student_train.replace(epochs=2, lr=1e-2))
-    report = run_demo(cfg, out_dir=out / "reports", run_dir=out / "runs", command="test")
+    report = run_demo(cfg, out_dir=out / "reports", run_dir=out / "runs", command="test", workers=1)
     return cfg, out, report
 
 
@@ -49,8 +49,18 @@ def test_report_holds_per_seed_values_and_paired_intervals(tiny_report):
 def test_second_run_reuses_every_checkpoint(tiny_report):
     cfg, out, report = tiny_report
     before = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.pt")}
-    again = run_demo(cfg, out_dir=out / "reports2", run_dir=out / "runs", command="test")
+    again = run_demo(cfg, out_dir=out / "reports2", run_dir=out / "runs", command="test", workers=1)
     assert {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.pt")} == before
     for arm in ARMS:
         assert again[arm]["accuracy_per_seed"] == report[arm]["accuracy_per_seed"]
     assert "view_labelling_seconds" not in again["teacher"]  # no student trained, so no teacher pass over views
+
+
+@pytest.mark.slow
+def test_two_worker_processes_give_the_same_students(tiny_report, tmp_path):
+    cfg, out, report = tiny_report
+    two = run_demo(cfg.replace(arms=ARMS[:2]), out_dir=tmp_path / "r", run_dir=tmp_path / "runs", command="test",
+                   workers=2)
+    for arm in ARMS[:2]:
+        assert two[arm]["accuracy_per_seed"] == report[arm]["accuracy_per_seed"]
+        assert two[arm]["val_accuracy_per_seed"] == report[arm]["val_accuracy_per_seed"]
