@@ -87,14 +87,15 @@ def make_views(x_all, y_all, idx, plan: ViewPlan, *, shift: int, num_classes: in
 
 @torch.no_grad()
 def label_views(teacher, split, augment, epochs: int, num_classes: int, batch_size: int = 512, device="cpu"):
-    """The teacher's logits on every epoch's views of ``split``: a (epochs, N, classes) float32 tensor.
+    """The teacher's logits on the views of ``split`` that a run of ``epochs`` epochs shows: a
+    (``augment.distinct_epochs(epochs)``, N, classes) float32 tensor.
 
     What ``distill(..., view_logits=...)`` takes, so several students share one teacher pass.
     """
     teacher.eval().to(device)
     n = len(split)
-    out = torch.empty(epochs, n, num_classes)
-    for epoch in range(epochs):
+    out = torch.empty(augment.distinct_epochs(epochs), n, num_classes)
+    for epoch in range(len(out)):
         plan = view_plan(n, epoch, shift=augment.shift, mixup=augment.mixup, seed=augment.seed)
         for i in range(0, n, batch_size):
             idx = torch.arange(i, min(i + batch_size, n))

@@ -63,16 +63,29 @@ class Augment(Config):
     shift: int = 0  # random translation of up to this many pixels (a crop of the zero-padded image)
     mixup: float = 0.0  # mix each image with a partner, weight ~ Beta(mixup, mixup); 0 disables
     seed: int = 0  # views are a pure function of (seed, epoch, sample): every arm and seed sees the same ones
+    # > 0: the views repeat every `period` epochs (epoch e shows the views of e mod period), so the
+    # teacher labels `period` epochs of views once and a long schedule reuses them; 0: new views every epoch
+    period: int = 0
 
     def validate(self):
         if self.shift < 0:
             raise ConfigError(f"Augment.shift: must be >= 0 pixels, got {self.shift}")
         if self.mixup < 0:
             raise ConfigError(f"Augment.mixup: must be >= 0 (the Beta parameter; 0 disables), got {self.mixup}")
+        if self.period < 0:
+            raise ConfigError(f"Augment.period: must be >= 0 epochs (0: new views every epoch), got {self.period}")
 
     @property
     def active(self) -> bool:
         return self.shift > 0 or self.mixup > 0
+
+    def view_epoch(self, epoch: int) -> int:
+        """Which epoch's views epoch ``epoch`` shows."""
+        return epoch % self.period if self.period else epoch
+
+    def distinct_epochs(self, epochs: int) -> int:
+        """How many epochs of distinct views a run of ``epochs`` epochs shows."""
+        return min(self.period, epochs) if self.period else epochs
 
 
 @register("kd")

@@ -163,12 +163,12 @@ def distill(teacher, student, data, config: KDConfig, *, device="cpu", checkpoin
 
     augment = config.augment
     if view_logits is not None:
-        want = (config.epochs, len(train), data.num_classes)
+        want = (augment.distinct_epochs(config.epochs), len(train), data.num_classes)
         if teacher is None or not augment.active:
             raise ConfigError("distill: view_logits are a teacher's answers on augmented views; they need the "
                               "teacher and KDConfig.augment (shift or mixup)")
         if tuple(view_logits.shape) != want:
-            raise DataError(f"distill: view_logits must have shape (epochs, train samples, classes) = {want}, "
+            raise DataError(f"distill: view_logits must have shape (epochs of views, train samples, classes) = {want}, "
                             f"got {tuple(view_logits.shape)}")
 
     ctx = distributed.setup(device)
@@ -254,7 +254,9 @@ def distill(teacher, student, data, config: KDConfig, *, device="cpu", checkpoin
         sampler.set_epoch(epoch, first_batch)
         trainable.train()
         alpha = config.alpha(0.0)
-        plan = view_plan(n, epoch, shift=augment.shift, mixup=augment.mixup, seed=augment.seed) if augment.active else None
+        view_epoch = augment.view_epoch(epoch)
+        plan = (view_plan(n, view_epoch, shift=augment.shift, mixup=augment.mixup, seed=augment.seed)
+                if augment.active else None)
         bar = _progress(sampler.global_batches(), f"epoch {epoch + 1}/{config.epochs}", len(sampler))
         for b, (glob, idx) in enumerate(bar, start=first_batch):
             if plan is not None and len(idx):
@@ -274,7 +276,7 @@ def distill(teacher, student, data, config: KDConfig, *, device="cpu", checkpoin
                     if not uses_teacher:
                         t_logits = None
                     elif view_logits is not None:  # the teacher's answers on these very views, computed once
-                        t_logits = view_logits[epoch][idx].to(device)
+                        t_logits = view_logits[view_epoch][idx].to(device)
                     elif plan is not None:  # the teacher labels the same augmented view (function matching)
                         with torch.no_grad():
                             t_logits = teacher(x)

@@ -120,3 +120,23 @@ def test_cached_view_logits_train_the_same_student_as_running_the_teacher(digits
         distill(teacher, build_model(cfg), digits8, config, view_logits=logits[:1])
     with pytest.raises(ConfigError, match="view_logits"):
         distill(teacher, build_model(cfg), digits8, config.replace(augment=Augment()), view_logits=logits)
+
+
+def test_views_repeat_every_period_epochs_and_the_teacher_labels_them_once(digits8):
+    teacher, cfg = _teacher(digits8)
+    aug = Augment(shift=1, mixup=0.5, seed=2, period=2)
+    assert [aug.view_epoch(e) for e in range(5)] == [0, 1, 0, 1, 0] and aug.distinct_epochs(5) == 2
+    logits = label_views(teacher, digits8.train, aug, 5, 10)
+    assert logits.shape == (2, len(digits8.train), 10)
+    seen = []
+    teacher.register_forward_hook(lambda m, i, o: seen.append(i[0].clone()))
+    config = KDConfig(epochs=3, lr=1e-2, batch_size=len(digits8.train), augment=aug,
+                      alpha=AlphaSchedule("constant", 1.0, 1.0))
+    torch.manual_seed(1)
+    distill(teacher, build_model(cfg.replace(options={"hidden": 8})), digits8, config)
+    # one full batch per epoch: epoch 2 shows epoch 0's views (in its own order)
+    first, third = seen[1], seen[3]
+    assert not torch.equal(first, seen[2])
+    assert sorted(map(tuple, first.flatten(1).tolist())) == sorted(map(tuple, third.flatten(1).tolist()))
+    with pytest.raises(ConfigError, match="Augment.period"):
+        Augment(period=-1)
