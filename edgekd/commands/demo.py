@@ -21,6 +21,9 @@ def add_parser(sub):
     p.add_argument("--no-export", action="store_true", help="stop after training and quantization")
     p.add_argument("--fresh", action="store_true", help="retrain everything, ignoring existing checkpoints")
     p.add_argument("--seeds", type=int, default=5, help="number of student seeds (at least 2 for a confidence interval)")
+    p.add_argument("--arms", default=None, choices=["headline", "all"],
+                   help="headline: student alone and function matching (make demo's default on mnist5k); all: "
+                        "also + scheduled alpha and + curriculum (the default on digits8)")
     p.add_argument("--workers", type=int, default=None,
                    help="processes training students side by side (default: one per core, at most 2)")
     p.add_argument("--quick", action="store_true", help="tiny config (8x8 digits, few epochs, no export) for smoke tests")
@@ -31,17 +34,20 @@ def add_parser(sub):
 def run(args):
     import argparse
 
-    from ..demo import demo_config, report_name, run_demo
+    from ..demo import ARMS, demo_config, report_name, run_demo
     from . import export as export_command
 
     dataset = "digits8" if args.quick else args.dataset
-    config = demo_config(dataset, seeds=tuple(range(args.seeds)))
+    extra = {} if args.arms is None else {"arms": ARMS if args.arms == "all" else ARMS[:2]}
+    config = demo_config(dataset, seeds=tuple(range(args.seeds)), **extra)
     if args.quick:  # smoke test: 8x8 digits, a few epochs at a higher learning rate
         config = config.replace(teacher_train=config.teacher_train.replace(epochs=4, lr=1e-2),
                                 student_train=config.student_train.replace(epochs=4, lr=1e-2))
     runs = args.runs or ("runs/demo" if dataset == "mnist5k" else f"runs/{report_name(dataset)}")
-    command = "make demo" if dataset == "mnist5k" and not args.quick else \
+    plain = dataset == "mnist5k" and not (args.quick or args.arms) and args.seeds == 5  # what make demo runs
+    command = "make demo" if plain else \
         "edgekd demo " + " ".join(a for a in (f"--dataset {dataset}", f"--seeds {args.seeds}",
+                                              f"--arms {args.arms}" if args.arms else "",
                                               "--quick" if args.quick else "") if a)
     run_demo(config, out_dir=args.out, run_dir=runs, fresh=args.fresh, verbose=args.verbose or None, command=command,
              workers=args.workers)
