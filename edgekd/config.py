@@ -162,6 +162,8 @@ class Config:
 
 
 def _plain(value):
+    if isinstance(value, Config):  # a config inside a list or tuple (e.g. candidate schedules)
+        return value.to_dict()
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     if isinstance(value, list):

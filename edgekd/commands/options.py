@@ -38,6 +38,7 @@ SPELLINGS = {
     "demo: stop after training and quantization": "--no-export",
     "demo: retrain, ignoring checkpoints": "--fresh",
     "demo: worker processes for training": "--workers",
+    "demo: which student arms to train": "--arms",
     "distill: builder options of the model (JSON)": "--model-options",
     "distill: teacher checkpoint": "--teacher",
     "distill: continue an unfinished checkpoint": "--resume",

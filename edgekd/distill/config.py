@@ -55,6 +55,39 @@ class Curriculum(Config):
             raise ConfigError(f"Curriculum.saturate: must be in (0, 1], got {self.saturate}")
 
 
+@register("augment")
+@dataclass
+class Augment(Config):
+    """Views for function matching (``edgekd.distill.augment``); the teacher labels the same view."""
+
+    shift: int = 0  # random translation of up to this many pixels (a crop of the zero-padded image)
+    mixup: float = 0.0  # mix each image with a partner, weight ~ Beta(mixup, mixup); 0 disables
+    seed: int = 0  # views are a pure function of (seed, epoch, sample): every arm and seed sees the same ones
+    # > 0: the views repeat every `period` epochs (epoch e shows the views of e mod period), so the
+    # teacher labels `period` epochs of views once and a long schedule reuses them; 0: new views every epoch
+    period: int = 0
+
+    def validate(self):
+        if self.shift < 0:
+            raise ConfigError(f"Augment.shift: must be >= 0 pixels, got {self.shift}")
+        if self.mixup < 0:
+            raise ConfigError(f"Augment.mixup: must be >= 0 (the Beta parameter; 0 disables), got {self.mixup}")
+        if self.period < 0:
+            raise ConfigError(f"Augment.period: must be >= 0 epochs (0: new views every epoch), got {self.period}")
+
+    @property
+    def active(self) -> bool:
+        return self.shift > 0 or self.mixup > 0
+
+    def view_epoch(self, epoch: int) -> int:
+        """Which epoch's views epoch ``epoch`` shows."""
+        return epoch % self.period if self.period else epoch
+
+    def distinct_epochs(self, epochs: int) -> int:
+        """How many epochs of distinct views a run of ``epochs`` epochs shows."""
+        return min(self.period, epochs) if self.period else epochs
+
+
 @register("kd")
 @dataclass
 class KDConfig(Config):
@@ -69,9 +102,9 @@ class KDConfig(Config):
     # Feature matching (FitNets hints): pairs of (student module name, teacher module name).
     feature_pairs: list[tuple[str, str]] = field(default_factory=list)
     feature_weight: float = 0.0
-    # Random translation (pixels) of each training image; with a teacher, the teacher labels the
-    # same shifted view on the fly (consistent teaching), which is where small-data KD gains come from.
-    shift: int = 0
+    # Augmented views (shift, mixup); with a teacher, the teacher labels the same view the student
+    # sees (function matching), which is where small-data KD gains come from.
+    augment: Augment = field(default_factory=Augment)
     seed: int = 0
     grad_clip: float = 0.0  # 0 disables clipping
 
@@ -84,8 +117,6 @@ class KDConfig(Config):
             raise ConfigError(f"KDConfig.lr: must be > 0, got {self.lr}")
         if not 0.0 < self.temperature <= 100.0:
             raise ConfigError(f"KDConfig.temperature: must be in (0, 100], got {self.temperature}")
-        if self.shift < 0:
-            raise ConfigError(f"KDConfig.shift: must be >= 0 pixels, got {self.shift}")
         if self.feature_weight < 0:
             raise ConfigError(f"KDConfig.feature_weight: must be >= 0, got {self.feature_weight}")
         if self.feature_weight > 0 and not self.feature_pairs:

@@ -44,8 +44,20 @@ PACINGS = {"linear": pace_linear, "root": pace_root, "step": pace_step}
 def pool_size(n, epoch, epochs, *, pacing="linear", start=0.3, saturate=0.8):
     """How many of the ``n`` easiest samples to train on at ``epoch`` (0-based).
 
-    The pool reaches the whole set once ``epoch + 1 >= saturate * epochs``.
+    Progress is the fraction of training done when the epoch starts, ``epoch / (saturate * epochs)``:
+    epoch 0 uses exactly ``start`` of the set, and the pool is the whole set from the first epoch
+    that starts at or after ``saturate`` of training.
     """
-    p = min(1.0, (epoch + 1) / max(saturate * epochs, 1e-9))
+    p = min(1.0, epoch / max(saturate * epochs, 1e-9))
     frac = min(1.0, PACINGS[pacing](p, start))
-    return max(1, min(n, int(math.ceil(frac * n))))
+    return max(1, min(n, int(math.ceil(round(frac * n, 9)))))  # round: 0.36 * 100 is 36, not 37
+
+
+def paced_pool(order, size: int, n: int) -> np.ndarray:
+    """The ``size`` easiest indices of ``order``, repeated cyclically to ``n`` entries.
+
+    An epoch of a curriculum run then has as many steps as an epoch over the whole set, so arms
+    with and without a curriculum get the same number of optimizer steps; the curriculum changes
+    *which* samples are seen, not how much training there is.
+    """
+    return np.resize(np.asarray(order[:size]), n)

@@ -7,7 +7,8 @@ def kd_loss(student_logits, teacher_logits, targets, *, alpha: float, temperatur
     """Hinton et al. 2015: alpha * T^2 * KL(p_T || q_T) + (1 - alpha) * CE(q, y).
 
     ``alpha`` is the teacher's weight; p_T, q_T are teacher/student softmaxes at temperature T.
-    The T^2 keeps the soft-target gradients on the scale of the hard-label ones.
+    The T^2 keeps the soft-target gradients on the scale of the hard-label ones. ``targets`` are
+    class indices (N,) or class probabilities (N, C), e.g. the mixed labels of mixup views.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")

@@ -30,8 +30,8 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import CheckpointError, ConfigError, DataError
 from ..log import logger, set_log_level, show_progress
 from .config import KDConfig
-from .curriculum import difficulty, easy_first, pool_size
-from .augment import random_shift
+from .augment import make_views, view_plan
+from .curriculum import difficulty, easy_first, paced_pool, pool_size
 from .kd import feature_loss, kd_loss, soft_labels
 
 PRECISIONS = ("fp32", "bf16")
@@ -137,9 +137,13 @@ class _Trainable(nn.Module):
 
 
 def distill(teacher, student, data, config: KDConfig, *, device="cpu", checkpoint=None, resume=False,
-            model_config=None, verbose=None, checkpoint_every: int = 0, precision: str = "fp32") -> History:
+            model_config=None, verbose=None, checkpoint_every: int = 0, precision: str = "fp32",
+            view_logits=None) -> History:
     """Train ``student`` on ``data`` (a Splits) guided by ``teacher`` (or none) as ``config`` says.
 
+    With ``config.augment`` on, every step trains on augmented views and the teacher labels those
+    same views (function matching); ``view_logits`` (from :func:`~edgekd.distill.augment.label_views`
+    with the same augment config and epochs) supplies the teacher's answers so it need not be re-run.
     ``checkpoint_every`` > 0 also checkpoints inside an epoch every that many steps;
     ``precision='bf16'`` runs forward passes under bf16 autocast. Under ``torchrun`` this joins
     the process group and trains data-parallel (see module docstring).
@@ -157,6 +161,16 @@ def distill(teacher, student, data, config: KDConfig, *, device="cpu", checkpoin
     if config.curriculum is not None and teacher is None:
         raise ConfigError("KDConfig.curriculum: a curriculum ranks samples by the teacher, but no teacher was given")
 
+    augment = config.augment
+    if view_logits is not None:
+        want = (augment.distinct_epochs(config.epochs), len(train), data.num_classes)
+        if teacher is None or not augment.active:
+            raise ConfigError("distill: view_logits are a teacher's answers on augmented views; they need the "
+                              "teacher and KDConfig.augment (shift or mixup)")
+        if tuple(view_logits.shape) != want:
+            raise DataError(f"distill: view_logits must have shape (epochs of views, train samples, classes) = {want}, "
+                            f"got {tuple(view_logits.shape)}")
+
     ctx = distributed.setup(device)
     device = ctx.device
     student.to(device)
@@ -165,7 +179,8 @@ def distill(teacher, student, data, config: KDConfig, *, device="cpu", checkpoin
     if teacher is not None:
         teacher.to(device).eval()
         _check_fits(teacher, train.x[:2].to(device), data.num_classes, "teacher")
-        teacher_logits = soft_labels(teacher, train.x.to(device)).cpu()
+        if config.curriculum is not None or (uses_teacher and not augment.active):
+            teacher_logits = soft_labels(teacher, train.x.to(device)).cpu()  # on the training images themselves
     order = None
     if config.curriculum is not None:
         order = easy_first(difficulty(teacher_logits, train.y, by=config.curriculum.by))
@@ -181,10 +196,12 @@ def distill(teacher, student, data, config: KDConfig, *, device="cpu", checkpoin
     trainable = _Trainable(student, projections)
     params = list(trainable.parameters())
     optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    sizes = [_pool_len(len(train), e, config) for e in range(config.epochs)]
-    steps_per_epoch = [int(np.ceil(s / config.batch_size)) for s in sizes]
+    n = len(train)
+    sizes = [_pool_len(n, e, config) for e in range(config.epochs)]
+    # every epoch has the same number of steps, with or without a curriculum (equal budgets)
+    pools = [torch.as_tensor(paced_pool(order, s, n)) if order is not None else torch.arange(n) for s in sizes]
+    steps_per_epoch = [int(np.ceil(n / config.batch_size))] * config.epochs
     total_steps = max(sum(steps_per_epoch), 1)
-    pools = [torch.as_tensor(order[:s]) if order is not None else torch.arange(len(train)) for s in sizes]
     sampler = distributed.CurriculumSampler(pools, [_epoch_seed(config.seed, e) for e in range(config.epochs)],
                                             config.batch_size, ctx.rank, ctx.world_size)
     curriculum = {"order_sha256": _digest(order), "pool_sizes": sizes}
@@ -237,11 +254,17 @@ def distill(teacher, student, data, config: KDConfig, *, device="cpu", checkpoin
         sampler.set_epoch(epoch, first_batch)
         trainable.train()
         alpha = config.alpha(0.0)
+        view_epoch = augment.view_epoch(epoch)
+        plan = (view_plan(n, view_epoch, shift=augment.shift, mixup=augment.mixup, seed=augment.seed)
+                if augment.active else None)
         bar = _progress(sampler.global_batches(), f"epoch {epoch + 1}/{config.epochs}", len(sampler))
         for b, (glob, idx) in enumerate(bar, start=first_batch):
-            x, y = train.x[idx].to(device), train.y[idx].to(device)
-            if config.shift and len(idx):
-                x = random_shift(x, config.shift)
+            if plan is not None and len(idx):
+                x, y = make_views(train.x, train.y, idx, plan, shift=augment.shift, num_classes=data.num_classes,
+                                  mixup=augment.mixup > 0)
+                x, y = x.to(device), y.to(device)
+            else:
+                x, y = train.x[idx].to(device), train.y[idx].to(device)
             alpha = config.alpha(step / total_steps) if uses_teacher else 0.0
             for group in optimizer.param_groups:  # a pure function of the step: resume stays exact
                 group["lr"] = config.lr_at(step / total_steps)
@@ -250,9 +273,11 @@ def distill(teacher, student, data, config: KDConfig, *, device="cpu", checkpoin
                 if len(idx) == 0:  # this rank's share of a tiny last batch: join the all-reduce with zeros
                     loss = logits.sum() * 0.0 + sum(p.sum() for p in projections.parameters()) * 0.0
                 else:
-                    if teacher_logits is None:
+                    if not uses_teacher:
                         t_logits = None
-                    elif config.shift:  # the teacher labels the same augmented view
+                    elif view_logits is not None:  # the teacher's answers on these very views, computed once
+                        t_logits = view_logits[view_epoch][idx].to(device)
+                    elif plan is not None:  # the teacher labels the same augmented view (function matching)
                         with torch.no_grad():
                             t_logits = teacher(x)
                     else:
@@ -280,9 +305,10 @@ def distill(teacher, student, data, config: KDConfig, *, device="cpu", checkpoin
         total_loss = distributed.all_reduce_sum(total_loss, ctx)
         metrics = {
             "epoch": epoch + 1,
-            "loss": total_loss / sizes[epoch],
+            "loss": total_loss / len(pools[epoch]),
             "alpha": alpha,
             "pool": sizes[epoch],
+            "steps": step,  # optimizer steps taken so far (equal for arms with and without a curriculum)
             "val_accuracy": evaluate(student, val, device=device) if len(val) else float("nan"),
             "seconds": time.perf_counter() - t0,
         }

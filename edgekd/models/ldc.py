@@ -156,7 +156,7 @@ class LDCClassifier(ClassifierMixin, BaseEstimator):
         return X.astype(np.int64)
 
     def fit(self, X, y, teacher_logits=None, alpha=None, curriculum=None):
-        from ..distill import difficulty, easy_first, kd_loss, pool_size
+        from ..distill import difficulty, easy_first, kd_loss, paced_pool, pool_size
 
         self._check_params()
         X = self._check_levels(X, fitted=False)
@@ -186,10 +186,11 @@ class LDCClassifier(ClassifierMixin, BaseEstimator):
         sizes = [len(X) if curriculum is None else pool_size(len(X), e, self.epochs, pacing=curriculum.pacing,
                                                              start=curriculum.start, saturate=curriculum.saturate)
                  for e in range(self.epochs)]
-        total = max(sum(-(-s // self.batch_size) for s in sizes), 1)
+        # every epoch has len(X) entries (a curriculum pool is repeated): the same steps with or without one
+        total = max(self.epochs * -(-len(X) // self.batch_size), 1)
         step, self.history_ = 0, []
         for epoch in range(self.epochs):
-            pool = order[: sizes[epoch]] if order is not None else torch.arange(len(X))
+            pool = torch.as_tensor(paced_pool(order, sizes[epoch], len(X))) if order is not None else torch.arange(len(X))
             perm = pool[torch.randperm(len(pool), generator=gen)]
             net.train()
             total_loss, a = 0.0, 0.0
@@ -205,7 +206,8 @@ class LDCClassifier(ClassifierMixin, BaseEstimator):
                 net.clip_latents()
                 total_loss += loss.item() * len(idx)
                 step += 1
-            self.history_.append({"epoch": epoch + 1, "loss": total_loss / len(perm), "alpha": a, "pool": len(perm)})
+            self.history_.append({"epoch": epoch + 1, "loss": total_loss / len(perm), "alpha": a, "pool": sizes[epoch],
+                                  "steps": step})
         net.eval()
         with torch.no_grad():
             self.value_bits_ = (net.value_vectors() < 0).numpy()

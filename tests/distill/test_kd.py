@@ -58,3 +58,46 @@ def test_feature_loss_pools_and_projects():
     assert torch.allclose(feature_loss(s, t, proj), expected)
     with pytest.raises(ValueError, match="feature shapes differ"):
         feature_loss(s, t)
+
+
+def test_kd_loss_with_mixed_label_targets_matches_a_hand_computed_formula():
+    s = np.array([[1.0, 2.0, 0.5], [0.1, -1.0, 3.0]])
+    t = np.array([[2.0, 1.0, 0.0], [0.0, 0.0, 4.0]])
+    soft_y = np.array([[0.7, 0.3, 0.0], [0.0, 0.25, 0.75]])  # mixup: lam * onehot(y_i) + (1 - lam) * onehot(y_j)
+    T, alpha = 2.0, 0.6
+    total = 0.0
+    for i in range(2):
+        p, q = _softmax(t[i] / T), _softmax(s[i] / T)
+        kl = sum(p[k] * math.log(p[k] / q[k]) for k in range(3))
+        ce = -sum(soft_y[i, k] * math.log(_softmax(s[i])[k]) for k in range(3))
+        total += alpha * T * T * kl + (1 - alpha) * ce
+    got = kd_loss(torch.tensor(s), torch.tensor(t), torch.tensor(soft_y), alpha=alpha, temperature=T)
+    assert got.item() == pytest.approx(total / 2, rel=1e-12)
+
+
+@pytest.mark.parametrize("alpha, T", [(1.0, 1.0), (0.7, 3.0), (0.2, 0.5)])
+def test_kd_loss_gradient_equals_finite_differences_and_the_closed_form(alpha, T):
+    gen = torch.Generator().manual_seed(0)
+    s = torch.randn(4, 5, generator=gen, dtype=torch.float64)
+    t = torch.randn(4, 5, generator=gen, dtype=torch.float64) * 2
+    y = torch.tensor([0, 3, 1, 4])
+    s.requires_grad_(True)
+    kd_loss(s, t, y, alpha=alpha, temperature=T).backward()
+    analytic = s.grad.clone()
+    # central differences, one logit at a time
+    eps = 1e-6
+    numeric = torch.zeros_like(s)
+    with torch.no_grad():
+        for i in range(s.shape[0]):
+            for k in range(s.shape[1]):
+                up, down = s.detach().clone(), s.detach().clone()
+                up[i, k] += eps
+                down[i, k] -= eps
+                numeric[i, k] = (kd_loss(up, t, y, alpha=alpha, temperature=T)
+                                 - kd_loss(down, t, y, alpha=alpha, temperature=T)) / (2 * eps)
+    torch.testing.assert_close(analytic, numeric, rtol=1e-6, atol=1e-8)
+    # and Hinton's closed form: d/ds [alpha T^2 KL + (1 - alpha) CE] = (alpha T (q_T - p_T) + (1 - alpha) (q - onehot)) / N
+    q_t, p_t = torch.softmax(s.detach() / T, -1), torch.softmax(t / T, -1)
+    q, onehot = torch.softmax(s.detach(), -1), torch.nn.functional.one_hot(y, 5).double()
+    closed = (alpha * T * (q_t - p_t) + (1 - alpha) * (q - onehot)) / s.shape[0]
+    torch.testing.assert_close(analytic, closed, rtol=1e-10, atol=1e-12)

@@ -39,7 +39,7 @@ def test_no_spread_and_bad_input():
     assert paired_ci([1.0, 2.0, 3.0], [0.0, 1.0, 2.0]) == pytest.approx((1.0, 1.0, 1.0))
     with pytest.raises(ValueError, match="length >= 2"):
         paired_ci([1.0], [0.0])
-    with pytest.raises(ValueError, match="shapes"):
+    with pytest.raises(ValueError, match="equal length"):
         paired_ci([1.0, 2.0], [0.0, 1.0, 2.0])
     with pytest.raises(ValueError, match="level"):
         paired_ci([1.0, 2.0], [0.0, 1.0], level=1.5)
