@@ -19,13 +19,12 @@ from .errors import ParityError
 FLOAT_REL_TOL = 1e-4       # float runtimes vs torch: max|a-b| / max|torch| (issue 3)
 REF_LSB = 0                # int8 runtimes with TFLite's reference integer arithmetic (TFLM, native C): bit-exact
 # LiteRT 2.3's BUILTIN_REF FULLY_CONNECTED requantizes differently from TFLite's reference integer
-# arithmetic that TFLM (and the native C) use: measured 1 LSB apart on ~0.1% of FC outputs, while
-# conv, depthwise, pooling and add agree exactly. So: at most 1 LSB and at least 99% exact. When
-# FC layers follow each other, each flip moves every output of the next FC a little and the
-# flips multiply (measured on 2- to 10-layer MLPs: 91.8-99.6% exact, never more than 1 LSB; the
-# zoo's FC autoencoder 97.5%): there only the 1 LSB bound is gated, the exact fraction recorded.
+# arithmetic that TFLM (and the native C) use: 1 LSB apart on some FC outputs (we recomputed one by
+# hand: TFLM is right), while conv, depthwise, pooling and add agree exactly. How many outputs flip
+# depends on the weights (0.1% on the demo student, 1.3% on a seeded DS-CNN, 2.5-8% when FC layers
+# follow each other and the flips compound), so only the 1 LSB bound is gated; the exact fraction
+# is recorded. Bit-exactness is judged where it is promised: native C against TFLM, 0 LSB.
 LITERT_REF_LSB = 1
-LITERT_REF_MIN_EXACT = 0.99
 # vs LiteRT's default (XNNPACK) kernels, which round differently: 1 LSB per kernel, but the
 # differences compound through layers (2 LSB at the output of a 6-layer toy net, 3 on the demo
 # teacher per issue 11). Reported against this limit, never blocking.
@@ -72,11 +71,10 @@ def lsb_check(reference, output, *, max_lsb, against, min_exact=None, max_mean=N
 def litert_ref_check(reference, output, *, fc_layers, max_lsb=LITERT_REF_LSB,
                      against="LiteRT BUILTIN_REF kernels") -> dict:
     """An int8 runtime with TFLite's reference arithmetic vs LiteRT's BUILTIN_REF kernels (blocking):
-    <= 1 LSB, and >= 99% exact unless two or more FULLY_CONNECTED layers compound LiteRT's FC rounding.
+    <= 1 LSB (LiteRT's FC rounding); the exact fraction and the FC count are recorded.
     ``max_lsb``: more when an op after an FC magnifies its 1 LSB (``tflite.litert_fc_lsb``: a tanh
     whose output step is 4x finer than its input's turns one FC flip into up to 5 LSB)."""
-    out = lsb_check(reference, output, max_lsb=max(LITERT_REF_LSB, int(max_lsb)), against=against,
-                    min_exact=LITERT_REF_MIN_EXACT if fc_layers <= 1 else None)
+    out = lsb_check(reference, output, max_lsb=max(LITERT_REF_LSB, int(max_lsb)), against=against)
     out["fully_connected_layers"] = int(fc_layers)
     return out
 
@@ -122,7 +120,7 @@ def make_record(target: str, precision: str, checks: dict, *, n_inputs: int, inp
         "inputs": inputs,
         "checks": checks,
         "thresholds": {"float_rel": FLOAT_REL_TOL, "reference_kernels_lsb": REF_LSB,
-                       "litert_builtin_ref_lsb": LITERT_REF_LSB, "litert_builtin_ref_min_exact": LITERT_REF_MIN_EXACT,
+                       "litert_builtin_ref_lsb": LITERT_REF_LSB,
                        "optimized_kernels_lsb": OPTIMIZED_LSB, "torch_int8_argmax": TORCH_INT8_ARGMAX},
     }
 

@@ -2,7 +2,7 @@
 
 The int8 .tflite is made first from the same PT2E graph; ``build_c`` turns it into C with the
 hand-written runtime and a host harness. Parity: C equals TFLM exactly (TFLite's reference integer
-arithmetic), is within 1 LSB of LiteRT BUILTIN_REF (>= 99% exact; LiteRT's FULLY_CONNECTED rounds
+arithmetic), is within 1 LSB of LiteRT BUILTIN_REF (LiteRT's FULLY_CONNECTED rounds
 differently) and of XNNPACK, and agrees with the torch PT2E graph on argmax.
 """
 from __future__ import annotations

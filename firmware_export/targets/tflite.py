@@ -270,7 +270,7 @@ def int8_reference(job, tflite_path) -> dict:
 
 def int8_checks(job, refs, output, *, runtime) -> dict:
     """The checks of an int8 runtime, per graph output: vs LiteRT's reference kernels (blocking: <= 1 LSB
-    (more where an op after an FC magnifies LiteRT's FC rounding), >= 99% exact); vs XNNPACK and vs the
+    (more where an op after an FC magnifies LiteRT's FC rounding)); vs XNNPACK and vs the
     torch PT2E graph (reported with their limits, never blocking)."""
     from ..interp import dequantize
 

@@ -2,7 +2,7 @@
 
 The arena size is the smallest (16-byte multiple) that the TFLM host interpreter can allocate
 and run the model in, found by bisection (64-bit host; a 32-bit MCU needs no more, its structs
-are smaller). Parity: TFLM vs LiteRT's BUILTIN_REF kernels (at most 1 LSB, >= 99% exact: LiteRT's
+are smaller). Parity: TFLM vs LiteRT's BUILTIN_REF kernels (at most 1 LSB: LiteRT's
 FULLY_CONNECTED requantizes differently, see ``parity.LITERT_REF_LSB``), vs XNNPACK and vs torch.
 """
 from __future__ import annotations
