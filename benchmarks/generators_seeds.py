@@ -5,7 +5,7 @@ from the saved teacher of ``edgekd generators --dataset digits8`` and scores it 
 FD-LeNet scorer and 2,000 evaluation noises; scores the teacher at 32 Euler steps on the
 evaluation noise and on other noise sets (the spread that comes from the noise alone). One JSON:
 
-    python docs/generators_seeds.py runs/generators/digits8 reports/generators_seeds.json --teacher 5 6
+    python -m benchmarks.generators_seeds runs/generators/digits8 reports/generators_seeds.json --teacher 5 6
 
 (``--teacher``: also score the teacher on three noise sets; ``--teacher-curve``: retrain the teacher
 with the preset's config and seed, recording its FD-LeNet curve on the run's 500-noise probe and

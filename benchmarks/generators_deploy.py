@@ -9,7 +9,7 @@ bench's cost model: the cycles are ESTIMATES). Writes one JSON.
 Needs the benchmark and export rooms of main as of 2faca58 (``benchmarks.mcu``, the int8 gate
 that allows LiteRT BUILTIN_REF's fully-connected rounding flips) and ``arm-none-eabi-gcc``:
 
-    python docs/generators_deploy_measure.py runs/generators/digits8/deploy_mlp.pt reports/generators_deploy_c.json
+    python -m benchmarks.generators_deploy runs/generators/digits8/deploy_mlp.pt reports/generators_deploy_c.json
 """
 from __future__ import annotations
 
