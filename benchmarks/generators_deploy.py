@@ -6,8 +6,7 @@ FD-LeNet of the C outputs (dequantized) on the run's 2,000 evaluation noises nex
 model, and cross-builds + emulates one call on Cortex-M4/M7 (instruction-set emulator with the
 bench's cost model: the cycles are ESTIMATES). Writes one JSON.
 
-Needs the benchmark and export rooms of main as of 2faca58 (``benchmarks.mcu``, the int8 gate
-that allows LiteRT BUILTIN_REF's fully-connected rounding flips) and ``arm-none-eabi-gcc``:
+Needs ``arm-none-eabi-gcc``:
 
     python -m benchmarks.generators_deploy runs/generators/digits8/deploy_mlp.pt reports/generators_deploy_c.json
 """
