@@ -882,7 +882,7 @@ def _flat_table(data, max_cols=10):
 
 def _folded(doc, recs, plots):
     titles = {"demo": "Demo (distillation)", "bci": "EEG / LDC", "generators": "Generators",
-              "selfdistill": "Self-distillation"}
+              "generators_deploy_c": "Generators: the int8 deploy generator as native C", "selfdistill": "Self-distillation"}
     for r in select(recs, metric="report"):
         if r["model"] == "mlperf":
             continue                    # rendered in its own section

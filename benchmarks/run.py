@@ -30,7 +30,7 @@ from edgekd.errors import EdgeKDError
 from edgekd.log import logger
 
 DEMO_MODELS = ("teacher", "student_kd_seed0", "student_alone_seed0")
-FOLDED_REPORTS = ("demo.json", "bci.json", "generators.json", "selfdistill.json")
+FOLDED_REPORTS = ("demo.json", "bci.json", "generators.json", "generators_deploy_c.json", "selfdistill.json")
 REFERENCE_KERNEL = "reference-fc256x64"
 SLOW_MODEL_MS = 2.0                   # torch latency above which a model gets fewer timed runs
 
