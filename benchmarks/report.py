@@ -207,11 +207,12 @@ def is_appendix(model) -> bool:
 
 
 def models_of(recs, appendix=False):
-    """Model names in record order (the calibration kernels only with ``appendix``)."""
+    """Model names in record order (the calibration kernels only with ``appendix``). An accuracy alone
+    does not make a model: the demo's report folds in accuracies of arms that were not benchmarked."""
     seen = []
     for r in recs:
         m = r["model"]
-        if r["metric"] in ("report", "skipped", "bench_seconds", "config") or m == "*" or m in seen:
+        if r["metric"] in ("report", "skipped", "bench_seconds", "config", "accuracy") or m == "*" or m in seen:
             continue
         if is_appendix(m) == appendix:
             seen.append(m)
