@@ -44,12 +44,9 @@ def main(checkpoint, out_json, dataset="digits8"):
     scorer, noise = evaluation_context(config)
     shape = tuple(noise.shape[1:])
     res["c_int8"] = score_export(art, noise, scorer, shape)
-    from edgekd.checkpoint import load_checkpoint
-    from edgekd.models.registry import ModelConfig, build_model
+    from edgekd.checkpoint import load_trained_model
 
-    ckpt = load_checkpoint(checkpoint)
-    model = build_model(ModelConfig.from_dict(ckpt["model_config"])).eval()
-    model.load_state_dict(ckpt["model"])
+    model, _ = load_trained_model(checkpoint)
     with torch.no_grad():
         res["float"] = scorer(to_image(model(noise).reshape(len(noise), *shape)))
     res["params"] = sum(p.numel() for p in model.parameters())

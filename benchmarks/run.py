@@ -93,16 +93,9 @@ def run_context(command: str) -> dict:
 
 def load_checkpoint_model(path):
     """(eval torch model, ModelConfig) of an edgekd checkpoint."""
-    from edgekd.checkpoint import load_checkpoint
-    from edgekd.models import ModelConfig, build_model
+    from edgekd.checkpoint import load_trained_model
 
-    state = load_checkpoint(path)
-    if not state.get("model_config"):
-        raise EdgeKDError(f"{path}: no model_config stored in the checkpoint; cannot rebuild the model")
-    cfg = ModelConfig.from_dict(state["model_config"])
-    model = build_model(cfg)
-    model.load_state_dict(state["model"])
-    return model.eval(), cfg
+    return load_trained_model(path)
 
 
 def load_demo_models(runs_dir) -> dict:

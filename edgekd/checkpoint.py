@@ -71,6 +71,20 @@ def load_checkpoint(path) -> dict:
     return payload
 
 
+def load_trained_model(path):
+    """``(model in eval mode, ModelConfig)`` rebuilt from an edgekd checkpoint's config and weights."""
+    from .errors import ConfigError
+    from .models import ModelConfig, build_model
+
+    state = load_checkpoint(path)
+    if not state.get("model_config"):
+        raise ConfigError(f"{path}: no model_config stored in the checkpoint; cannot rebuild the model")
+    config = ModelConfig.from_dict(state["model_config"], where=f"{path}: model_config")
+    model = build_model(config)
+    model.load_state_dict(state["model"])
+    return model.eval(), config
+
+
 def _content_digest(payload) -> str:
     """SHA-256 over every tensor's bytes and every other value, in a fixed order (the digest itself excluded)."""
     h = hashlib.sha256()

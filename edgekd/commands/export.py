@@ -145,16 +145,9 @@ def run(args):
 
 def _rebuild(path):
     """An edgekd checkpoint -> (float model, input shape): the loader firmware_export.load_model asks for."""
-    from ..checkpoint import load_checkpoint
-    from ..errors import ConfigError
-    from ..models import ModelConfig, build_model
+    from ..checkpoint import load_trained_model
 
-    state = load_checkpoint(path)
-    if not state.get("model_config"):
-        raise ConfigError(f"{path}: no model_config stored; cannot rebuild the model")
-    config = ModelConfig.from_dict(state["model_config"])
-    model = build_model(config)
-    model.load_state_dict(state["model"])
+    model, config = load_trained_model(path)
     return model, (1, *config.input_shape)
 
 

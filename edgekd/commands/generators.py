@@ -141,12 +141,9 @@ def export_deploy_generator(checkpoint, out_dir, target="c", precision=None, *, 
     import torch
 
     import firmware_export
-    from ..checkpoint import load_checkpoint
-    from ..models.registry import ModelConfig, build_model
+    from ..checkpoint import load_trained_model
 
-    ckpt = load_checkpoint(checkpoint)
-    model = build_model(ModelConfig.from_dict(ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
+    model, _ = load_trained_model(checkpoint)
     shape = tuple(model.input_shape)
     gen_rng = torch.Generator().manual_seed(seed)
     example = torch.randn(1, *shape, generator=gen_rng)
