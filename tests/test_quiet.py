@@ -168,7 +168,7 @@ def test_training_a_missing_checkpoint_says_so_first_and_shows_progress(tmp_path
         from edgekd.models import ModelConfig
         base = demo.DemoConfig()
         tiny = base.replace(dataset="digits8", teacher=ModelConfig("teacher_cnn", options={{"width": 4}}),
-                            teacher_train=train_config(epochs=1), student_kd=base.student_kd.replace(epochs=1))
+                            teacher_train=train_config(epochs=1), student_train=base.student_train.replace(epochs=1))
         demo.DemoConfig = lambda: tiny
         from edgekd.cli import main
         sys.exit(main(["export", "--demo-student", "--runs", "empty", "--target", "onnx", "--out", "ex"]))
