@@ -333,15 +333,20 @@ class _Lowering:
                 getattr(self, "lower_" + op.op.lower())(op, layer)
         return self.steps
 
-    def _fusable_pads(self) -> dict:
-        """PAD ops whose only reader is a convolution: {padded tensor: (source tensor, top, left, pad op
-        index)}. The convolution then reads the source with the extra padding (its padded taps read
-        the zero point, which is the PAD's value), so neither the copy nor its buffer exist."""
+    def _readers(self) -> dict:
+        """{tensor index: the operators reading it}."""
         readers: dict = {}
         for op in self.g.operators:
             for i in op.inputs:
                 if i >= 0:
                     readers.setdefault(i, []).append(op)
+        return readers
+
+    def _fusable_pads(self) -> dict:
+        """PAD ops whose only reader is a convolution: {padded tensor: (source tensor, top, left, pad op
+        index)}. The convolution then reads the source with the extra padding (its padded taps read
+        the zero point, which is the PAD's value), so neither the copy nor its buffer exist."""
+        readers = self._readers()
         fused = {}
         for op in self.g.operators:
             if op.op not in ("PAD", "PADV2") or len(op.inputs) < 2:
@@ -370,11 +375,7 @@ class _Lowering:
         a CONV_2D that runs on ekd_conv_gemm_s8, directly or through a PAD it fuses:
         {transposed tensor: (source tensor, op index)}. The convolution reads the NCHW source itself
         (in_planar), so neither the copy nor its buffer exist."""
-        readers: dict = {}
-        for op in self.g.operators:
-            for i in op.inputs:
-                if i >= 0:
-                    readers.setdefault(i, []).append(op)
+        readers = self._readers()
         fused = {}
         for op in self.g.operators:
             if op.op != "TRANSPOSE" or len(op.inputs) < 2:
