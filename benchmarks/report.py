@@ -891,8 +891,27 @@ def _folded(doc, recs, plots):
         doc.h(f"{titles.get(r['model'], r['model'])} (from {r.get('source')})")
         if r["model"] == "generators" and isinstance(data, dict):
             doc.img(plot_generators(data, plots / "generators.png"), "generators FD vs steps and cost")
+        if r["model"] == "generators_deploy_c" and isinstance(data, dict) and "cores" in data:
+            _deploy_generator(doc, data)
+            continue
         headers, rows = _flat_table(data)
         doc.table(headers, rows)
+
+
+def _deploy_generator(doc, data):
+    """The int8 deploy generator as native C: quality next to the float model, then one row per core."""
+    fd_c, fd_f = data.get("c_int8", {}).get("fd"), data.get("float", {}).get("fd")
+    checks = data.get("parity", {}).get("checks", {})
+    exact = checks.get("c_vs_tflm", {}).get("max_lsb_diff")
+    doc.p(f"FD-LeNet of the int8 C outputs (meas.): {fd_c:.3f}, float model {fd_f:.3f} (lower is better); "
+          f"C vs TFLite Micro: max {exact} LSB; arena {data.get('arena_bytes'):,} B (TFLM "
+          f"{data.get('tflm_arena_bytes'):,} B); {data.get('params'):,} parameters.")
+    rows = [[core, f"{c['flash_bytes']:,}", f"{c['static_ram_bytes']:,}", f"{c['stack_bytes']:,}",
+             f"{c['cycles']:,}", f"{format_ms(c['ms'])} @ {c['clock_mhz']:g} MHz",
+             "yes" if c.get("output_equals_host_c") else "no"]
+            for core, c in data["cores"].items()]
+    doc.table(["core", "flash B (meas.)", "static RAM B (meas.)", "stack B (meas.)", "cycles (est.)",
+               "latency (est.)", "emulated == host C"], rows)
 
 
 def _appendix(doc, recs):

@@ -199,3 +199,22 @@ def test_bad_inputs_name_the_problem(tmp_path):
     with pytest.raises(EdgeKDError, match="expected a list of records"):
         load_records(bad)
     assert main([str(tmp_path / "missing.json"), "--out", str(tmp_path)]) == 1
+
+
+def test_deploy_generator_section_reads_its_measurement():
+    from benchmarks.report import Doc, _deploy_generator
+
+    data = {"c_int8": {"fd": 2.6139}, "float": {"fd": 2.6007}, "arena_bytes": 1024, "tflm_arena_bytes": 10720,
+            "params": 164672, "parity": {"checks": {"c_vs_tflm": {"max_lsb_diff": 0}}},
+            "cores": {"cortex-m4": {"flash_bytes": 182904, "static_ram_bytes": 1156, "stack_bytes": 216,
+                                    "cycles": 302562, "ms": 302562 / 120e3, "clock_mhz": 120.0,
+                                    "output_equals_host_c": True}}}
+    doc = Doc()
+    _deploy_generator(doc, data)
+    (_, text), (_, headers, rows, _) = doc.blocks
+    assert "int8 C outputs (meas.): 2.614, float model 2.601" in text and "max 0 LSB" in text
+    assert "arena 1,024 B (TFLM 10,720 B)" in text
+    assert dict(zip(headers, rows[0])) == {"core": "cortex-m4", "flash B (meas.)": "182,904",
+                                           "static RAM B (meas.)": "1,156", "stack B (meas.)": "216",
+                                           "cycles (est.)": "302,562", "latency (est.)": "2.52 ms @ 120 MHz",
+                                           "emulated == host C": "yes"}
