@@ -21,69 +21,12 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: E402
 
 from firmware_export.targets.c import build_c, quantize_multiplier  # noqa: E402
 from firmware_export.tflite_reader import read_tflite  # noqa: E402
+from tflite_graph import Graph  # noqa: E402
+from tflite_graph import options as _opts  # noqa: E402
 
 N_INPUTS = 12
 SAME, VALID = fb.Padding.SAME, fb.Padding.VALID
 NONE, RELU, RELU6 = fb.ActivationFunctionType.NONE, fb.ActivationFunctionType.RELU, fb.ActivationFunctionType.RELU6
-
-
-# ---- a minimal .tflite writer for single-op models ---------------------------------------------
-
-class _Builder:
-    def __init__(self):
-        self.tensors, self.buffers = [], [fb.BufferT()]
-
-    def tensor(self, shape, dtype, scale=None, zp=None, qdim=0, data=None, name=None):
-        t = fb.TensorT()
-        t.shape = list(shape)
-        t.type = dtype
-        t.name = name or f"t{len(self.tensors)}"
-        if scale is not None:
-            q = fb.QuantizationParametersT()
-            q.scale = [float(s) for s in np.atleast_1d(scale)]
-            q.zeroPoint = [int(z) for z in np.atleast_1d(zp if zp is not None else 0)]
-            if len(q.zeroPoint) != len(q.scale):
-                q.zeroPoint = q.zeroPoint * len(q.scale)
-            q.quantizedDimension = qdim
-            t.quantization = q
-        b = fb.BufferT()
-        if data is not None:
-            b.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8).tolist()
-        self.buffers.append(b)
-        t.buffer = len(self.buffers) - 1
-        self.tensors.append(t)
-        return len(self.tensors) - 1
-
-    def finish(self, opcode, inputs, outputs, options_type, options, graph_in, graph_out) -> bytes:
-        import flatbuffers
-
-        oc = fb.OperatorCodeT()
-        oc.builtinCode = opcode
-        oc.deprecatedBuiltinCode = min(opcode, 127)
-        oc.version = 1
-        op = fb.OperatorT()
-        op.opcodeIndex = 0
-        op.inputs, op.outputs = list(inputs), list(outputs)
-        op.builtinOptionsType = options_type
-        op.builtinOptions = options
-        sg = fb.SubGraphT()
-        sg.tensors, sg.inputs, sg.outputs, sg.operators = self.tensors, list(graph_in), list(graph_out), [op]
-        m = fb.ModelT()
-        m.version = 3
-        m.operatorCodes = [oc]
-        m.subgraphs = [sg]
-        m.buffers = self.buffers
-        m.description = "edgekd test"
-        b = flatbuffers.Builder(1024)
-        b.Finish(m.Pack(b), file_identifier=b"TFL3")
-        return bytes(b.Output())
-
-
-def _opts(cls, **kw):
-    o = cls()
-    for k, v in kw.items():
-        setattr(o, k, v)
-    return o
 
 
 def _q_act(rng):
@@ -92,7 +35,7 @@ def _q_act(rng):
 
 def conv_model(rng, ih, iw, ic, oc, k, stride, padding, act, depthwise=False, dil=1, per_channel=True, bias=True,
                out_scale=1.0, z_out=None):
-    b = _Builder()
+    b = Graph()
     s_in, z_in = _q_act(rng)
     n_w = oc if per_channel else 1
     w_scale = rng.uniform(0.003, 0.012, size=n_w).astype(np.float32)
@@ -123,15 +66,15 @@ def conv_model(rng, ih, iw, ic, oc, k, stride, padding, act, depthwise=False, di
     if depthwise:
         opts = _opts(fb.DepthwiseConv2DOptionsT, padding=padding, strideW=stride, strideH=stride,
                      depthMultiplier=oc // ic, fusedActivationFunction=act, dilationWFactor=dil, dilationHFactor=dil)
-        return b.finish(fb.BuiltinOperator.DEPTHWISE_CONV_2D, ins, [y], fb.BuiltinOptions.DepthwiseConv2DOptions,
+        return b.one_op(fb.BuiltinOperator.DEPTHWISE_CONV_2D, ins, [y], fb.BuiltinOptions.DepthwiseConv2DOptions,
                         opts, [x], [y])
     opts = _opts(fb.Conv2DOptionsT, padding=padding, strideW=stride, strideH=stride, fusedActivationFunction=act,
                  dilationWFactor=dil, dilationHFactor=dil)
-    return b.finish(fb.BuiltinOperator.CONV_2D, ins, [y], fb.BuiltinOptions.Conv2DOptions, opts, [x], [y])
+    return b.one_op(fb.BuiltinOperator.CONV_2D, ins, [y], fb.BuiltinOptions.Conv2DOptions, opts, [x], [y])
 
 
 def fc_model(rng, n_in, n_out, act, per_channel=True, bias=True):
-    b = _Builder()
+    b = Graph()
     s_in, z_in = _q_act(rng)
     n_w = n_out if per_channel else 1
     w_scale = rng.uniform(0.003, 0.012, size=n_w).astype(np.float32)
@@ -147,11 +90,11 @@ def fc_model(rng, n_in, n_out, act, per_channel=True, bias=True):
         ins.append(-1)
     y = b.tensor((1, n_out), fb.TensorType.INT8, s_out, int(rng.integers(-20, 21)))
     opts = _opts(fb.FullyConnectedOptionsT, fusedActivationFunction=act, keepNumDims=True)
-    return b.finish(fb.BuiltinOperator.FULLY_CONNECTED, ins, [y], fb.BuiltinOptions.FullyConnectedOptions, opts, [x], [y])
+    return b.one_op(fb.BuiltinOperator.FULLY_CONNECTED, ins, [y], fb.BuiltinOptions.FullyConnectedOptions, opts, [x], [y])
 
 
 def pool_model(rng, op, ih, iw, c, k, stride, padding, act=NONE):
-    b = _Builder()
+    b = Graph()
     s, z = _q_act(rng)
     x = b.tensor((1, ih, iw, c), fb.TensorType.INT8, s, z)
     oh, ow = ((-(-ih // stride), -(-iw // stride)) if padding == SAME
@@ -159,45 +102,45 @@ def pool_model(rng, op, ih, iw, c, k, stride, padding, act=NONE):
     y = b.tensor((1, oh, ow, c), fb.TensorType.INT8, s, z)
     opts = _opts(fb.Pool2DOptionsT, padding=padding, strideW=stride, strideH=stride, filterWidth=k, filterHeight=k,
                  fusedActivationFunction=act)
-    return b.finish(op, [x], [y], fb.BuiltinOptions.Pool2DOptions, opts, [x], [y])
+    return b.one_op(op, [x], [y], fb.BuiltinOptions.Pool2DOptions, opts, [x], [y])
 
 
 def add_model(rng, shape, act):
-    b = _Builder()
+    b = Graph()
     (s1, z1), (s2, z2) = _q_act(rng), _q_act(rng)
     x1 = b.tensor(shape, fb.TensorType.INT8, s1, z1)
     x2 = b.tensor(shape, fb.TensorType.INT8, s2, z2)
     y = b.tensor(shape, fb.TensorType.INT8, (s1 + s2) * float(rng.uniform(0.8, 1.3)), int(rng.integers(-20, 21)))
     opts = _opts(fb.AddOptionsT, fusedActivationFunction=act)
-    return b.finish(fb.BuiltinOperator.ADD, [x1, x2], [y], fb.BuiltinOptions.AddOptions, opts, [x1, x2], [y])
+    return b.one_op(fb.BuiltinOperator.ADD, [x1, x2], [y], fb.BuiltinOptions.AddOptions, opts, [x1, x2], [y])
 
 
 def unary_model(rng, op, shape, same_q=False):
-    b = _Builder()
+    b = Graph()
     s, z = _q_act(rng)
     x = b.tensor(shape, fb.TensorType.INT8, s, z)
     so, zo = (s, z) if same_q else (s * float(rng.uniform(0.4, 1.6)), int(rng.integers(-20, 21)))
     y = b.tensor(shape, fb.TensorType.INT8, so, zo)
-    return b.finish(op, [x], [y], fb.BuiltinOptions.NONE, None, [x], [y])
+    return b.one_op(op, [x], [y], fb.BuiltinOptions.NONE, None, [x], [y])
 
 
 def transpose_model(rng, shape, perm):
-    b = _Builder()
+    b = Graph()
     s, z = _q_act(rng)
     x = b.tensor(shape, fb.TensorType.INT8, s, z)
     p = b.tensor((len(perm),), fb.TensorType.INT32, data=np.asarray(perm, np.int32))
     y = b.tensor([shape[i] for i in perm], fb.TensorType.INT8, s, z)
-    return b.finish(fb.BuiltinOperator.TRANSPOSE, [x, p], [y], fb.BuiltinOptions.TransposeOptions,
+    return b.one_op(fb.BuiltinOperator.TRANSPOSE, [x, p], [y], fb.BuiltinOptions.TransposeOptions,
                     fb.TransposeOptionsT(), [x], [y])
 
 
 def pad_model(rng, shape, pads):
-    b = _Builder()
+    b = Graph()
     s, z = _q_act(rng)
     x = b.tensor(shape, fb.TensorType.INT8, s, z)
     p = b.tensor((len(pads), 2), fb.TensorType.INT32, data=np.asarray(pads, np.int32))
     y = b.tensor([d + a + c for d, (a, c) in zip(shape, pads)], fb.TensorType.INT8, s, z)
-    return b.finish(fb.BuiltinOperator.PAD, [x, p], [y], fb.BuiltinOptions.PadOptions, fb.PadOptionsT(), [x], [y])
+    return b.one_op(fb.BuiltinOperator.PAD, [x, p], [y], fb.BuiltinOptions.PadOptions, fb.PadOptionsT(), [x], [y])
 
 
 # ---- comparison --------------------------------------------------------------------------------

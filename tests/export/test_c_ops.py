@@ -25,68 +25,11 @@ from firmware_export.targets import c as ctarget  # noqa: E402
 from firmware_export.targets.c import build_c  # noqa: E402
 from firmware_export.tflite_reader import read_tflite  # noqa: E402
 
+from tflite_graph import INT8, INT32, Graph  # noqa: E402
+from tflite_graph import options as opts  # noqa: E402
+
 OP = fb.BuiltinOperator
 OPT = fb.BuiltinOptions
-INT8, INT32 = fb.TensorType.INT8, fb.TensorType.INT32
-
-
-# ---- a .tflite writer for small graphs: several ops, inputs and outputs --------------------------
-
-class Graph:
-    def __init__(self):
-        self.tensors, self.buffers, self.ops, self.codes = [], [fb.BufferT()], [], []
-
-    def tensor(self, shape, dtype=INT8, scale=None, zp=0, data=None, name=None) -> int:
-        t = fb.TensorT()
-        t.shape, t.type, t.name = list(shape), dtype, name or f"t{len(self.tensors)}"
-        if scale is not None:
-            q = fb.QuantizationParametersT()
-            q.scale, q.zeroPoint = [float(scale)], [int(zp)]
-            t.quantization = q
-        b = fb.BufferT()
-        if data is not None:
-            b.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8).tolist()
-        self.buffers.append(b)
-        t.buffer = len(self.buffers) - 1
-        self.tensors.append(t)
-        return len(self.tensors) - 1
-
-    def const(self, values, dtype=INT32, scale=None, zp=0) -> int:
-        values = np.asarray(values, dtype=np.int8 if dtype == INT8 else np.int32)
-        return self.tensor(values.shape, dtype, scale, zp, data=values)
-
-    def op(self, code, inputs, outputs, options_type=OPT.NONE, options=None):
-        if code not in self.codes:
-            self.codes.append(code)
-        o = fb.OperatorT()
-        o.opcodeIndex = self.codes.index(code)
-        o.inputs, o.outputs = list(inputs), list(outputs)
-        o.builtinOptionsType, o.builtinOptions = options_type, options
-        self.ops.append(o)
-        return outputs[0]
-
-    def finish(self, graph_in, graph_out) -> bytes:
-        import flatbuffers
-
-        codes = []
-        for c in self.codes:
-            oc = fb.OperatorCodeT()
-            oc.builtinCode, oc.deprecatedBuiltinCode, oc.version = c, min(c, 127), 1
-            codes.append(oc)
-        sg = fb.SubGraphT()
-        sg.tensors, sg.inputs, sg.outputs, sg.operators = self.tensors, list(graph_in), list(graph_out), self.ops
-        m = fb.ModelT()
-        m.version, m.operatorCodes, m.subgraphs, m.buffers = 3, codes, [sg], self.buffers
-        b = flatbuffers.Builder(1024)
-        b.Finish(m.Pack(b), file_identifier=b"TFL3")
-        return bytes(b.Output())
-
-
-def opts(cls, **kw):
-    o = cls()
-    for k, v in kw.items():
-        setattr(o, k, v)
-    return o
 
 
 def unary_graph(code, shape, q_in, q_out, options_type=OPT.NONE, options=None) -> bytes:
