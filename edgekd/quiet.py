@@ -44,6 +44,8 @@ NOISE = (
           "absl (C++, inside LiteRT's converter): printed before its first log line"),
     Noise(r"^I\d{4} [\d:.]+ +\d+ port\.cc:\d+\] oneDNN custom operations are on",
           "TF's port.cc (C++, inside LiteRT's converter), an INFO notice"),
+    Noise(r"^I\d{4} [\d:.]+ +\d+ flatbuffer_export\.cc:\d+\] Estimated count of arithmetic ops",
+          "LiteRT's converter (C++), an INFO count of the ops it wrote"),
     Noise(r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.",
           "LiteRT's interpreter (C++), an INFO notice"),
     Noise(r"^\[cpuinfo_utils\.cpp:\d+\] ", "ExecuTorch's runtime (C++) probing /sys for the CPU model"),

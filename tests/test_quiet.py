@@ -25,6 +25,7 @@ NOISE_LINES = [
     r"Failed to load .*torchao/_C_cutlass_90a",
     r"WARNING: All log messages before absl::InitializeLog",   # absl
     r"oneDNN custom operations are on",                # TF's port.cc
+    r"Estimated count of arithmetic ops",              # LiteRT's converter, flatbuffer_export.cc
     r"Created TensorFlow Lite XNNPACK delegate",       # LiteRT
     r"\[cpuinfo_utils\.cpp:\d+\]",                     # ExecuTorch
     r"torchvision is not installed",                   # torch.onnx
@@ -96,6 +97,8 @@ def test_fd_filter_drops_native_lines_and_keeps_the_rest(tmp_path):
     # lines written with os.write on fd 2, as C++ does, in a process that owns its stderr
     lines = ["WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
              "I0000 00:00:1795966453.606748    3613 port.cc:153] oneDNN custom operations are on. You may see ...",
+             "I0000 00:00:1795975105.926290   25976 flatbuffer_export.cc:4410] Estimated count of arithmetic ops: "
+             "0.367 M  ops, equivalently 0.183 M  MACs",
              "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
              "[cpuinfo_utils.cpp:71] Reading file /sys/devices/soc0/image_version",
              "[method.cpp:12] Error: a real ExecuTorch error", "Segmentation fault in kernel X"]
